@@ -35,3 +35,12 @@ if ((${#missing[@]})); then
 else
   echo "install_deps: all Debian packages present" >&2
 fi
+
+# Reference tokenizers (real tokenizer.json files and Hugging Face's Rust
+# tokenizers binding) and Hugging Face's Jinja for the parity tests.
+PARITY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/parity"
+stamp="$PARITY_DIR/node_modules/.package-lock.json"
+if [[ ! -f "$stamp" || "$PARITY_DIR/package-lock.json" -nt "$stamp" ]]; then
+  echo "install_deps: npm ci in tests/parity" >&2
+  (cd "$PARITY_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
