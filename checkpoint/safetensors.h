@@ -34,6 +34,8 @@ struct TensorInfo {
 };
 
 // A tensor of an open file: the header entry plus a pointer into the mapping.
+// `data` is only as aligned as the file makes it: read it with memcpy (as
+// ToF32 / TensorToF32 do) unless the caller has checked the alignment.
 struct TensorView {
   const TensorInfo* info = nullptr;
   const std::byte* data = nullptr;  // [size_bytes], valid while the file lives
@@ -53,6 +55,9 @@ struct ParsedHeader {
 // shapes, offsets out of range, overlapping or size-mismatched tensors.
 absl::StatusOr<ParsedHeader> ParseSafetensorsHeader(
     std::span<const std::byte> file);
+// As above; `source` (e.g. the file path) prefixes every error message.
+absl::StatusOr<ParsedHeader> ParseSafetensorsHeader(
+    std::span<const std::byte> file, std::string_view source);
 
 // One memory-mapped .safetensors file. Immutable after Open: thread-safe.
 class SafetensorsFile {
@@ -102,6 +107,10 @@ class Checkpoint {
 
  private:
   Checkpoint() = default;
+  // Opens the shards named by dir/model.safetensors.index.json and checks
+  // that the index and the shards agree exactly.
+  static absl::StatusOr<std::unique_ptr<Checkpoint>> OpenIndexed(
+      const std::filesystem::path& dir);
   std::filesystem::path dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const SafetensorsFile*, std::less<>> by_name_;
@@ -125,9 +134,14 @@ absl::Status WriteSafetensors(const std::filesystem::path& path,
 // Writes `tensors` to `dir` as model.safetensors, or, when their total exceeds
 // `max_shard_bytes`, as model-0000i-of-0000n.safetensors shards plus
 // model.safetensors.index.json, exactly as Hugging Face names them.
+// Files of an earlier save in `dir` (model.safetensors, the index, model-*-of-*
+// shards) are removed first, as save_pretrained does.
 absl::Status WriteCheckpointTensors(const std::filesystem::path& dir,
                                     std::span<const TensorToWrite> tensors,
                                     uint64_t max_shard_bytes);
+
+// Copies a tensor out as floats ([num_elements]); empty if view.info is null.
+std::vector<float> TensorToF32(const TensorView& view);
 
 }  // namespace expertserve::checkpoint
 
