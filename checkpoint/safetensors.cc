@@ -740,15 +740,22 @@ absl::Status WriteCheckpointTensors(const std::filesystem::path& dir,
   }
   // Like save_pretrained, first remove the files of an earlier save so a
   // stale index or shard cannot shadow the new one.
+  std::vector<std::filesystem::path> stale;
   for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end;
        it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    const bool shard = name.size() == 34 && name.starts_with("model-") &&
+    // model-00001-of-00003.safetensors
+    const bool shard = name.size() == 32 && name.starts_with("model-") &&
                        name.ends_with(".safetensors") &&
                        name.substr(11, 4) == "-of-";
     if (name == kSingleFile || name == kIndexFile || shard) {
-      std::error_code rm_ec;
-      std::filesystem::remove(it->path(), rm_ec);
+      stale.push_back(it->path());
+    }
+  }
+  for (const auto& p : stale) {
+    if (!std::filesystem::remove(p, ec) && ec) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "cannot remove stale ", p.string(), ": ", ec.message()));
     }
   }
 
