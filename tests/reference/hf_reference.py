@@ -21,6 +21,7 @@ CLI (ids in, ids/logits out; no tokenizer):
       --max-new-tokens 32 --out F.json [--stop-at-eos]
   hf_reference.py batch --model DIR [--adapter DIR] --prompts P.json \
       --out F.json [--logits-dir DIR] [--max-new-tokens 32] [--stop-at-eos]
+  hf_reference.py compare --ref R.npy --got G.npy [--tol 1e-4]
 """
 
 import argparse
@@ -817,6 +818,12 @@ class Model:
 # CLI
 # --------------------------------------------------------------------------
 
+def compare_logits(ref_logits, got_logits):
+    """max |ref - got| relative to the logit scale max |ref| (issue 4's metric)."""
+    scale = max(float(np.max(np.abs(ref_logits))), 1e-30) if ref_logits.size else 1.0
+    return float(np.max(np.abs(ref_logits - got_logits))) / scale if ref_logits.size else 0.0
+
+
 def _parse_ids(s):
     return [int(t) for t in s.split(",") if t.strip() != ""]
 
@@ -850,7 +857,20 @@ def main(argv=None):
     p.add_argument("--stop-at-eos", action="store_true")
     p.add_argument("--out", required=True)
     p.add_argument("--logits-dir", help="also write prompt_<i>.npy prompt logits here")
+    p = sub.add_parser("compare", help="max|ref-got| / max|ref| of two logits .npy files")
+    p.add_argument("--ref", required=True)
+    p.add_argument("--got", required=True)
+    p.add_argument("--tol", type=float, default=1e-4)
     args = ap.parse_args(argv)
+
+    if args.cmd == "compare":
+        r, g = np.load(args.ref).astype(np.float64), np.load(args.got).astype(np.float64)
+        if r.shape != g.shape:
+            print(f"hf_reference: shape mismatch {r.shape} vs {g.shape}", file=sys.stderr)
+            return 1
+        rel = compare_logits(r, g)
+        print(json.dumps({"max_rel_diff": rel, "tol": args.tol, "ok": rel <= args.tol}))
+        return 0 if rel <= args.tol else 1
 
     try:
         model = Model(args.model, args.adapter, args.precision, args.allow_unused)

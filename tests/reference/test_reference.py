@@ -580,6 +580,17 @@ class CLITest(TmpDirTest):
         self.assertEqual(len(res[1]["generated"]), 2)
         np.testing.assert_array_equal(np.load(os.path.join(ld, "prompt_1.npy")), m.forward([9, 9]))
 
+    def test_compare(self):
+        a = os.path.join(self.tmp, "a.npy")
+        b = os.path.join(self.tmp, "b.npy")
+        np.save(a, np.array([[10.0, -20.0]], np.float32))
+        np.save(b, np.array([[10.0, -20.001]], np.float32))
+        r = self._run("compare", "--ref", a, "--got", b, "--tol", "1e-4")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertAlmostEqual(json.loads(r.stdout)["max_rel_diff"], 5e-5, places=6)
+        r = self._run("compare", "--ref", a, "--got", b, "--tol", "1e-5")
+        self.assertEqual(r.returncode, 1)
+
     def test_error_exit_code(self):
         r = self._run("logits", "--model", self.tmp, "--ids", "1", "--out", "/dev/null")
         self.assertEqual(r.returncode, 2)
