@@ -64,6 +64,7 @@ _NON_NUMERIC_KEYS = {
     "first_k_dense_replace", "moe_layer_freq", "q_lora_rank", "kv_lora_rank",
     "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "qk_head_dim",
     "partial_rotary_factor", "use_qk_norm", "original_max_position_embeddings",
+    "rope_interleave",
 }
 
 
@@ -103,6 +104,13 @@ class Config:
             raise ReferenceError(f"partial_rotary_factor {prf} unsupported")
         if g("use_sliding_window", False):
             raise ReferenceError("use_sliding_window=true unsupported by the reference")
+        lt = g("layer_types")
+        if lt and any(t != "full_attention" for t in lt):
+            raise ReferenceError(f"layer_types {sorted(set(lt))} unsupported (full_attention only)")
+        # MixtralAttention passes config.sliding_window to the mask (a key is
+        # visible iff q_pos - k_pos < sliding_window); llama/qwen2/qwen3 only
+        # use it with use_sliding_window (rejected above).
+        self.sliding_window = g("sliding_window") if arch == "mixtral" else None
         if g("mlp_bias", False):
             raise ReferenceError("mlp_bias=true unsupported")
         for k in raw:
@@ -162,6 +170,12 @@ class Config:
             self.q_lora_rank = g("q_lora_rank")
             self.kv_lora_rank = int(raw["kv_lora_rank"])
             self.qk_rope_head_dim = int(raw["qk_rope_head_dim"])
+            # transformers' DeepseekV3 has rope_interleave (default true); DeepSeek's
+            # own code always interleaves.
+            self.rope_interleave = bool(g("rope_interleave", True))
+            if g("head_dim") not in (None, self.qk_rope_head_dim):
+                raise ReferenceError(f"head_dim {g('head_dim')} != qk_rope_head_dim "
+                                     f"{self.qk_rope_head_dim} for {arch}")
             self.qk_nope_head_dim = int(raw["qk_nope_head_dim"])
             self.v_head_dim = int(raw["v_head_dim"])
             if self.scoring_func not in ("softmax", "sigmoid"):
@@ -249,7 +263,7 @@ class Rope:
 
     def __init__(self, cfg, dim):
         self.dim = dim
-        self.interleave = cfg.arch in DEEPSEEK
+        self.interleave = cfg.arch in DEEPSEEK and cfg.rope_interleave
         self.attention_factor = 1.0
         self.softmax_mult = 1.0
         rs, base = _rope_scaling_dict(cfg)
@@ -628,13 +642,17 @@ class Model:
         K = np.repeat(K, group, axis=1)  # repeat_kv
         Vv = np.repeat(Vv, group, axis=1)
         scores = np.einsum("qhd,khd->hqk", q, K) * self.scale
-        out = self._attend(scores, Vv, pos)  # [T, H, D]
+        out = self._attend(scores, Vv, pos, cfg.sliding_window)  # [T, H, D]
         return self._lin(out.reshape(T, -1), a + "o_proj", cfg.o_bias)
 
-    def _attend(self, scores, V, pos):
-        """scores [H, Tq, Tk], V [Tk, H, Dv]; causal by absolute position."""
+    def _attend(self, scores, V, pos, window=None):
+        """scores [H, Tq, Tk], V [Tk, H, Dv]; causal by absolute position,
+        optionally limited to keys with q_pos - k_pos < window."""
         tk = np.arange(V.shape[0])
-        mask = tk[None, :] > np.asarray(pos)[:, None]
+        pos = np.asarray(pos)
+        mask = tk[None, :] > pos[:, None]
+        if window:
+            mask |= (pos[:, None] - tk[None, :]) >= int(window)
         scores = np.where(mask[None], -np.inf, scores)
         p = softmax(scores, axis=-1)
         return np.einsum("hqk,khd->qhd", p, V)

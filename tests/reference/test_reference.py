@@ -118,6 +118,28 @@ class ForwardTest(TmpDirTest):
         self.assertEqual(len(margins), 6)
         self.assertTrue(all(x >= 0 for x in margins))
 
+    def test_mixtral_sliding_window(self):
+        cfg = tm.make_config("mixtral", sliding_window=3)
+        w = tm.random_weights(cfg, seed=8)
+        p = os.path.join(self.tmp, "win")
+        tm.write_checkpoint(p, cfg, w)
+        m = ref.Model(p)
+        full = m.forward(IDS)
+        cache = m.new_cache()
+        inc = np.concatenate([m.forward([t], cache) for t in IDS])
+        np.testing.assert_allclose(inc, full, rtol=0, atol=1e-9)
+        # Position 5 sees positions 3..5 only: changing token 0..2 leaves it
+        # unchanged in layer 0... but layer 1 widens the receptive field to
+        # 1..5, so only changing token 0 leaves position 5 untouched.
+        alt = list(IDS)
+        alt[0] = 50
+        np.testing.assert_allclose(m.forward(alt)[5], full[5], rtol=0, atol=1e-12)
+        alt[1] = 50
+        self.assertGreater(np.abs(m.forward(alt)[5] - full[5]).max(), 1e-6)
+        p2 = os.path.join(self.tmp, "nowin")
+        tm.write_checkpoint(p2, dict(cfg, sliding_window=None), w)
+        self.assertGreater(np.abs(ref.Model(p2).forward(alt)[5] - m.forward(alt)[5]).max(), 1e-6)
+
     def test_bf16_checkpoint_equals_f32_checkpoint_of_rounded_weights(self):
         cfg = tm.make_config("qwen2")
         w = tm.random_weights(cfg, seed=7)
@@ -180,6 +202,35 @@ class ForwardTest(TmpDirTest):
         with self.assertRaisesRegex(ref.ReferenceError, "does not use"):
             ref.Model(p)
 
+    def test_published_config_key_sets_are_all_interpreted(self):
+        # Key sets of DeepSeek-V2-Lite's config.json (original and as re-saved by
+        # transformers 5 with rope_parameters) and Qwen3-30B-A3B's, with tiny dims.
+        import contextlib
+        import io
+        v2 = dict(tm.make_config("deepseek_v2"), architectures=["DeepseekV2ForCausalLM"],
+                  attention_bias=False, attention_dropout=0.0, auto_map={}, aux_loss_alpha=0.001,
+                  pretraining_tp=1, seq_aux=True, torch_dtype="bfloat16", use_cache=True,
+                  transformers_version="4.33.1", initializer_range=0.02)
+        v2_t5 = {k: v for k, v in v2.items() if k not in ("rope_scaling", "rope_theta")}
+        v2_t5.update(head_dim=8, mlp_bias=False, dtype="bfloat16", pad_token_id=None,
+                     rope_parameters=dict(v2["rope_scaling"], rope_theta=10000,
+                                          rope_type="yarn"))
+        q3 = dict(tm.make_config("qwen3_moe"), attention_bias=False, max_window_layers=2,
+                  output_router_logits=False, router_aux_loss_coef=0.001, sliding_window=None,
+                  use_sliding_window=False, rope_scaling=None)
+        for raw in (v2, v2_t5, q3):
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                cfg = ref.Config(raw)
+            self.assertEqual(err.getvalue(), "", raw["model_type"])
+            if cfg.arch == "deepseek_v2":
+                r = ref.Rope(cfg, 8)
+                self.assertAlmostEqual(r.softmax_mult, (0.0707 * math.log(40) + 1) ** 2, places=12)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            ref.Config(dict(q3, brand_new_knob=3))
+        self.assertIn("brand_new_knob", err.getvalue())
+
     def test_unsupported_config_is_rejected(self):
         for over, msg in [({"hidden_act": "gelu"}, "hidden_act"),
                           ({"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, "dynamic"),
@@ -208,6 +259,16 @@ class RopeTest(TmpDirTest):
     def _rope(self, arch, **over):
         return ref.Rope(ref.Config(tm.make_config(arch, **over)),
                         8 if arch.startswith("deepseek") else 8)
+
+    def test_rope_interleave_false_uses_half_split_layout(self):
+        # transformers' DeepseekV3 with rope_interleave=false skips the permutation.
+        rng = np.random.default_rng(3)
+        q, k = rng.standard_normal((1, 1, 8)), rng.standard_normal((1, 1, 8))
+        ds = self._rope("deepseek_v3", rope_scaling=None, rope_interleave=False)
+        ll = self._rope("llama", rope_scaling=None)
+        c, s = ds.cos_sin([6], np.float64)
+        np.testing.assert_array_equal(ds.apply(q, c, s), ll.apply(q, c, s))
+        self.assertTrue(self._rope("deepseek_v3", rope_scaling=None).interleave)
 
     def test_scores_depend_only_on_position_difference(self):
         rng = np.random.default_rng(0)
