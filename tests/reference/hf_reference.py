@@ -77,6 +77,13 @@ class Config:
     configuration classes for keys a checkpoint may omit."""
 
     def __init__(self, raw):
+        try:
+            self._parse(raw)
+        except KeyError as e:
+            raise ReferenceError(f"config.json lacks required key {e.args[0]!r} "
+                                 f"for model_type {raw.get('model_type')!r}") from None
+
+    def _parse(self, raw):
         self.raw = raw
         arch = raw.get("model_type")
         if arch not in ARCHS:

@@ -239,6 +239,12 @@ class ForwardTest(TmpDirTest):
             with self.assertRaisesRegex(ref.ReferenceError, msg):
                 ref.Model(self._write(cfg))
 
+    def test_missing_config_key_is_named(self):
+        cfg = tm.make_config("deepseek_v3")
+        del cfg["kv_lora_rank"]
+        with self.assertRaisesRegex(ref.ReferenceError, "kv_lora_rank"):
+            ref.Config(cfg)
+
     def _write(self, cfg):
         p = tempfile.mkdtemp(dir=self.tmp)
         w = tm.random_weights(dict(cfg, hidden_act="silu", use_sliding_window=False,
