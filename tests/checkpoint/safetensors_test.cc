@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -630,6 +631,30 @@ TEST_F(IndexTest, CorruptShardNamesTheShard) {
   EXPECT_THAT(Checkpoint::Open(dir_),
               StatusIs(kDataLoss, AllOf(HasSubstr("s2.safetensors"),
                                         HasSubstr("not valid JSON"))));
+}
+
+// The fuzz seed corpus means what its file names say: valid_* seeds parse,
+// every other seed is rejected (so the fuzzer starts from both sides).
+TEST(SafetensorsCorpusTest, SeedsParseAsNamed) {
+  const char* src = std::getenv("ES_SOURCE_DIR");
+  const fs::path dir = fs::path(src ? src : ".") / "tests/fuzz/corpus/safetensors_header";
+  ASSERT_TRUE(fs::is_directory(dir)) << dir;
+  int valid = 0, invalid = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string text = ReadText(e.path());
+    std::vector<std::byte> bytes(text.size());
+    std::memcpy(bytes.data(), text.data(), text.size());
+    const auto parsed = ParseSafetensorsHeader(bytes);
+    if (e.path().filename().string().starts_with("valid_")) {
+      EXPECT_TRUE(parsed.ok()) << e.path() << ": " << parsed.status();
+      ++valid;
+    } else {
+      EXPECT_FALSE(parsed.ok()) << e.path();
+      ++invalid;
+    }
+  }
+  EXPECT_GE(valid, 3);
+  EXPECT_GE(invalid, 10);
 }
 
 }  // namespace
