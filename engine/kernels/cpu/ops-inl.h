@@ -1,0 +1,545 @@
+// Per-target SIMD bodies of the kernels in kernels.h. Included once per
+// Highway target by kernels.cc (foreach_target.h), hence the toggling include
+// guard; only kernels.cc may include it.
+#if defined(EXPERTSERVE_ENGINE_KERNELS_CPU_OPS_INL_H_) == \
+    defined(HWY_TARGET_TOGGLE)
+#ifdef EXPERTSERVE_ENGINE_KERNELS_CPU_OPS_INL_H_
+#undef EXPERTSERVE_ENGINE_KERNELS_CPU_OPS_INL_H_
+#else
+#define EXPERTSERVE_ENGINE_KERNELS_CPU_OPS_INL_H_
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "common/thread_pool.h"
+#include "engine/kernels/kernels.h"
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace expertserve::kernels {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// ---- loads of any element type as f32 ---------------------------------------
+
+HWY_INLINE float ScalarF32(const float* p) { return *p; }
+HWY_INLINE float ScalarF32(const hwy::bfloat16_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return BF16BitsToF32(bits);
+}
+HWY_INLINE float ScalarF32(const hwy::float16_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return F16BitsToF32(bits);
+}
+
+template <class D>
+HWY_INLINE hn::Vec<D> LoadF32(D d, const float* HWY_RESTRICT p) {
+  return hn::LoadU(d, p);
+}
+// BF16 -> F32 is a 16-bit shift after a half-width load: cheap enough that
+// decode (memory-bound) promotes in registers instead of packing.
+template <class D>
+HWY_INLINE hn::Vec<D> LoadF32(D d, const hwy::bfloat16_t* HWY_RESTRICT p) {
+  const hn::Rebind<hwy::bfloat16_t, D> dh;
+  return hn::PromoteTo(d, hn::LoadU(dh, p));
+}
+template <class D>
+HWY_INLINE hn::Vec<D> LoadF32(D d, const hwy::float16_t* HWY_RESTRICT p) {
+  const hn::Rebind<hwy::float16_t, D> dh;
+  return hn::PromoteTo(d, hn::LoadU(dh, p));
+}
+
+HWY_INLINE float ReduceSum(DF df, VF v) {
+  return hn::GetLane(hn::SumOfLanes(df, v));
+}
+
+template <typename T>
+void ConvertRowT(const T* HWY_RESTRICT src, size_t n, float* HWY_RESTRICT dst) {
+  const DF df;
+  const size_t NL = hn::Lanes(df);
+  size_t i = 0;
+  for (; i + NL <= n; i += NL) hn::StoreU(LoadF32(df, src + i), df, dst + i);
+  for (; i < n; ++i) dst[i] = ScalarF32(src + i);
+}
+
+// Σ a[i] b[i]; two accumulators hide FMA latency.
+template <typename T>
+HWY_INLINE float DotT(const float* HWY_RESTRICT a, const T* HWY_RESTRICT b,
+                      size_t n) {
+  const DF df;
+  const size_t NL = hn::Lanes(df);
+  VF s0 = hn::Zero(df), s1 = hn::Zero(df);
+  size_t i = 0;
+  for (; i + 2 * NL <= n; i += 2 * NL) {
+    s0 = hn::MulAdd(hn::LoadU(df, a + i), LoadF32(df, b + i), s0);
+    s1 = hn::MulAdd(hn::LoadU(df, a + i + NL), LoadF32(df, b + i + NL), s1);
+  }
+  for (; i + NL <= n; i += NL) {
+    s0 = hn::MulAdd(hn::LoadU(df, a + i), LoadF32(df, b + i), s0);
+  }
+  float sum = ReduceSum(df, hn::Add(s0, s1));
+  for (; i < n; ++i) sum += a[i] * ScalarF32(b + i);
+  return sum;
+}
+
+// y[i] += alpha * x[i].
+template <typename T>
+HWY_INLINE void AxpyT(float alpha, const T* HWY_RESTRICT x,
+                      float* HWY_RESTRICT y, size_t n) {
+  const DF df;
+  const size_t NL = hn::Lanes(df);
+  const VF va = hn::Set(df, alpha);
+  size_t i = 0;
+  for (; i + NL <= n; i += NL) {
+    hn::StoreU(hn::MulAdd(va, LoadF32(df, x + i), hn::LoadU(df, y + i)), df,
+               y + i);
+  }
+  for (; i < n; ++i) y[i] += alpha * ScalarF32(x + i);
+}
+
+HWY_INLINE void ScaleF(float alpha, float* HWY_RESTRICT x, size_t n) {
+  const DF df;
+  const size_t NL = hn::Lanes(df);
+  const VF va = hn::Set(df, alpha);
+  size_t i = 0;
+  for (; i + NL <= n; i += NL) {
+    hn::StoreU(hn::Mul(va, hn::LoadU(df, x + i)), df, x + i);
+  }
+  for (; i < n; ++i) x[i] *= alpha;
+}
+
+// ---- MatMul ------------------------------------------------------------------
+
+// Dot products of MR rows of x with 4 consecutive rows of W over kc elements:
+// out[m * 4 + j] = Σ_k x[m, k] w[j, k]. Dot-product form because both
+// operands are contiguous along K (W is [N, K]); 8 accumulators + 4 weight
+// vectors + 1 x vector fit the 16 AVX2 registers.
+template <size_t MR, typename TW>
+HWY_INLINE void Dot4xMR(const float* HWY_RESTRICT x, size_t x_stride,
+                        const TW* HWY_RESTRICT w, size_t w_stride, size_t kc,
+                        float* HWY_RESTRICT out) {
+  static_assert(MR == 1 || MR == 2);
+  const DF df;
+  const size_t NL = hn::Lanes(df);
+  const TW* HWY_RESTRICT w0 = w;
+  const TW* HWY_RESTRICT w1 = w + w_stride;
+  const TW* HWY_RESTRICT w2 = w + 2 * w_stride;
+  const TW* HWY_RESTRICT w3 = w + 3 * w_stride;
+  const float* HWY_RESTRICT x0 = x;
+  const float* HWY_RESTRICT x1 = x + (MR == 2 ? x_stride : 0);
+  VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df),
+     a3 = hn::Zero(df);
+  // MR == 1: the second set doubles the independent FMA chains (decode);
+  // MR == 2: it holds the second x row.
+  VF b0 = hn::Zero(df), b1 = hn::Zero(df), b2 = hn::Zero(df),
+     b3 = hn::Zero(df);
+  size_t k = 0;
+  if constexpr (MR == 1) {
+    for (; k + 2 * NL <= kc; k += 2 * NL) {
+      const VF xa = hn::LoadU(df, x0 + k);
+      const VF xb = hn::LoadU(df, x0 + k + NL);
+      a0 = hn::MulAdd(xa, LoadF32(df, w0 + k), a0);
+      a1 = hn::MulAdd(xa, LoadF32(df, w1 + k), a1);
+      a2 = hn::MulAdd(xa, LoadF32(df, w2 + k), a2);
+      a3 = hn::MulAdd(xa, LoadF32(df, w3 + k), a3);
+      b0 = hn::MulAdd(xb, LoadF32(df, w0 + k + NL), b0);
+      b1 = hn::MulAdd(xb, LoadF32(df, w1 + k + NL), b1);
+      b2 = hn::MulAdd(xb, LoadF32(df, w2 + k + NL), b2);
+      b3 = hn::MulAdd(xb, LoadF32(df, w3 + k + NL), b3);
+    }
+  }
+  for (; k + NL <= kc; k += NL) {
+    const VF v0 = LoadF32(df, w0 + k);
+    const VF v1 = LoadF32(df, w1 + k);
+    const VF v2 = LoadF32(df, w2 + k);
+    const VF v3 = LoadF32(df, w3 + k);
+    const VF xa = hn::LoadU(df, x0 + k);
+    a0 = hn::MulAdd(xa, v0, a0);
+    a1 = hn::MulAdd(xa, v1, a1);
+    a2 = hn::MulAdd(xa, v2, a2);
+    a3 = hn::MulAdd(xa, v3, a3);
+    if constexpr (MR == 2) {
+      const VF xb = hn::LoadU(df, x1 + k);
+      b0 = hn::MulAdd(xb, v0, b0);
+      b1 = hn::MulAdd(xb, v1, b1);
+      b2 = hn::MulAdd(xb, v2, b2);
+      b3 = hn::MulAdd(xb, v3, b3);
+    }
+  }
+  if constexpr (MR == 1) {
+    out[0] = ReduceSum(df, hn::Add(a0, b0));
+    out[1] = ReduceSum(df, hn::Add(a1, b1));
+    out[2] = ReduceSum(df, hn::Add(a2, b2));
+    out[3] = ReduceSum(df, hn::Add(a3, b3));
+  } else {
+    out[0] = ReduceSum(df, a0);
+    out[1] = ReduceSum(df, a1);
+    out[2] = ReduceSum(df, a2);
+    out[3] = ReduceSum(df, a3);
+    out[4] = ReduceSum(df, b0);
+    out[5] = ReduceSum(df, b1);
+    out[6] = ReduceSum(df, b2);
+    out[7] = ReduceSum(df, b3);
+  }
+  for (; k < kc; ++k) {
+    const float c0 = ScalarF32(w0 + k), c1 = ScalarF32(w1 + k),
+                c2 = ScalarF32(w2 + k), c3 = ScalarF32(w3 + k);
+    out[0] += x0[k] * c0;
+    out[1] += x0[k] * c1;
+    out[2] += x0[k] * c2;
+    out[3] += x0[k] * c3;
+    if constexpr (MR == 2) {
+      out[4] += x1[k] * c0;
+      out[5] += x1[k] * c1;
+      out[6] += x1[k] * c2;
+      out[7] += x1[k] * c3;
+    }
+  }
+}
+
+// y[m, n] = (first ? bias[n] : y[m, n]) + v.
+HWY_INLINE void StoreOut(const MatMulArgs& a, size_t m, size_t n, float v,
+                         bool first) {
+  float& dst = a.y[m * a.y_stride + n];
+  dst = first ? (a.bias ? a.bias[n] : 0.0f) + v : dst + v;
+}
+
+// Rows [m0, m1) × columns [n0, n1) of y, over all of K in chunks of kc.
+// `pack` ([4, kc] floats) is set for 16-bit weights reused by more than two
+// x rows: each 4-row strip is widened once and then read from L1.
+template <typename TW>
+void MatMulTile(const MatMulArgs& a, const TW* HWY_RESTRICT w, size_t m0,
+                size_t m1, size_t n0, size_t n1, size_t kc,
+                float* HWY_RESTRICT pack) {
+  const size_t K = a.K;
+  float out[8];
+  for (size_t k0 = 0; k0 < K; k0 += kc) {
+    const size_t kn = std::min(kc, K - k0);
+    const bool first = k0 == 0;
+    const float* x = a.x + k0;
+    size_t n = n0;
+    for (; n + 4 <= n1; n += 4) {
+      const TW* wp = w + n * K + k0;
+      const auto run = [&](const auto* ws, size_t w_stride) {
+        size_t m = m0;
+        for (; m + 2 <= m1; m += 2) {
+          Dot4xMR<2>(x + m * a.x_stride, a.x_stride, ws, w_stride, kn, out);
+          for (size_t j = 0; j < 4; ++j) {
+            StoreOut(a, m, n + j, out[j], first);
+            StoreOut(a, m + 1, n + j, out[4 + j], first);
+          }
+        }
+        if (m < m1) {
+          Dot4xMR<1>(x + m * a.x_stride, a.x_stride, ws, w_stride, kn, out);
+          for (size_t j = 0; j < 4; ++j) StoreOut(a, m, n + j, out[j], first);
+        }
+      };
+      if constexpr (!std::is_same_v<TW, float>) {
+        if (pack != nullptr) {
+          for (size_t j = 0; j < 4; ++j) ConvertRowT(wp + j * K, kn, pack + j * kn);
+          run(pack, kn);
+          continue;
+        }
+      }
+      run(wp, K);
+    }
+    for (; n < n1; ++n) {  // the last N % 4 rows
+      const TW* wp = w + n * K + k0;
+      for (size_t m = m0; m < m1; ++m) {
+        StoreOut(a, m, n, DotT(x + m * a.x_stride, wp, kn), first);
+      }
+    }
+  }
+}
+
+template <typename TW>
+void MatMulT(const MatMulArgs& a, const TW* w, ThreadPool& pool) {
+  const size_t M = a.M, N = a.N, K = a.K;
+  if (K == 0) {  // y = bias (or 0): the tile loop would not run
+    for (size_t m = 0; m < M; ++m) {
+      for (size_t n = 0; n < N; ++n) StoreOut(a, m, n, 0.0f, true);
+    }
+    return;
+  }
+  const size_t workers = pool.NumWorkers();
+  // Prefill: 64-row tiles of x, so one tile's K-chunk stays in L2.
+  const size_t m_tile = M <= 64 ? M : 64;
+  const size_t m_tiles = (M + m_tile - 1) / m_tile;
+  // About 4 tasks per worker for balance on a shared machine; N tiles are
+  // whole 4-row strips. Tiny products run as one inline task.
+  const bool tiny = M * N * K < (size_t{1} << 15);
+  size_t n_tile = N;
+  if (!tiny && workers > 1) {
+    const size_t want_n_tiles =
+        std::max<size_t>(1, (4 * workers + m_tiles - 1) / m_tiles);
+    n_tile = (N + want_n_tiles - 1) / want_n_tiles;
+    n_tile = std::max<size_t>(4, (n_tile + 3) / 4 * 4);
+  }
+  const size_t n_tiles = (N + n_tile - 1) / n_tile;
+  // K chunk: keep [m_tile, kc] of x within ~192 KiB of L2. Decode (m_tile
+  // <= 2) streams each weight row in one pass instead.
+  size_t kc = K;
+  if (m_tile > 2) {
+    kc = std::max<size_t>(256, (49152 / m_tile) / 64 * 64);
+    if (kc >= K) kc = K;
+  }
+  const bool use_pack = !std::is_same_v<TW, float> && m_tile > 2;
+  pool.ParallelFor(m_tiles * n_tiles, [&](size_t task, size_t /*worker*/) {
+    const size_t mt = task / n_tiles, nt = task % n_tiles;
+    const size_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile);
+    const size_t n0 = nt * n_tile, n1 = std::min(N, n0 + n_tile);
+    float* pack = nullptr;
+    if (use_pack) {
+      thread_local std::vector<float> buf;
+      if (buf.size() < 4 * kc) buf.resize(4 * kc);
+      pack = buf.data();
+    }
+    MatMulTile(a, w, m0, m1, n0, n1, kc, pack);
+  });
+}
+
+void MatMulHwy(const MatMulArgs& a, ThreadPool& pool) {
+  switch (a.w.dtype) {
+    case DType::kF32:
+      return MatMulT(a, static_cast<const float*>(a.w.data), pool);
+    case DType::kBF16:
+      return MatMulT(a, static_cast<const hwy::bfloat16_t*>(a.w.data), pool);
+    case DType::kF16:
+      return MatMulT(a, static_cast<const hwy::float16_t*>(a.w.data), pool);
+  }
+}
+
+void ConvertToF32Impl(WeightRef src, size_t n, float* dst) {
+  switch (src.dtype) {
+    case DType::kF32:
+      return ConvertRowT(static_cast<const float*>(src.data), n, dst);
+    case DType::kBF16:
+      return ConvertRowT(static_cast<const hwy::bfloat16_t*>(src.data), n, dst);
+    case DType::kF16:
+      return ConvertRowT(static_cast<const hwy::float16_t*>(src.data), n, dst);
+  }
+}
+
+// ---- row kernels ----------------------------------------------------------------
+
+template <typename TW>
+void RMSNormT(const float* x, size_t rows, size_t dim, const TW* weight,
+              float eps, float* out) {
+  const DF df;
+  const size_t NL = hn::Lanes(df);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    float* yr = out + r * dim;
+    const float inv =
+        1.0f / std::sqrt(DotT(xr, xr, dim) / static_cast<float>(dim) + eps);
+    const VF vinv = hn::Set(df, inv);
+    size_t i = 0;
+    for (; i + NL <= dim; i += NL) {
+      const VF v = hn::Mul(hn::Mul(hn::LoadU(df, xr + i), vinv),
+                           LoadF32(df, weight + i));
+      hn::StoreU(v, df, yr + i);
+    }
+    for (; i < dim; ++i) yr[i] = xr[i] * inv * ScalarF32(weight + i);
+  }
+}
+
+void RMSNormImpl(const float* x, size_t rows, size_t dim, WeightRef weight,
+                 float eps, float* out) {
+  switch (weight.dtype) {
+    case DType::kF32:
+      return RMSNormT(x, rows, dim, static_cast<const float*>(weight.data), eps,
+                      out);
+    case DType::kBF16:
+      return RMSNormT(x, rows, dim,
+                      static_cast<const hwy::bfloat16_t*>(weight.data), eps, out);
+    case DType::kF16:
+      return RMSNormT(x, rows, dim,
+                      static_cast<const hwy::float16_t*>(weight.data), eps, out);
+  }
+}
+
+void AddImpl(float* HWY_RESTRICT y, const float* HWY_RESTRICT x, size_t n) {
+  const DF df;
+  const size_t NL = hn::Lanes(df);
+  size_t i = 0;
+  for (; i + NL <= n; i += NL) {
+    hn::StoreU(hn::Add(hn::LoadU(df, y + i), hn::LoadU(df, x + i)), df, y + i);
+  }
+  for (; i < n; ++i) y[i] += x[i];
+}
+
+void SiluMulImpl(const float* gate, const float* up, size_t n, float* out) {
+  const DF df;
+  const size_t NL = hn::Lanes(df);
+  const VF one = hn::Set(df, 1.0f);
+  size_t i = 0;
+  // sigmoid(g) from e = exp(-|g|) <= 1: never overflows (hn::Exp is only
+  // valid up to ~104), and silu(g) -> g * e for very negative g as it should.
+  for (; i + NL <= n; i += NL) {
+    const VF g = hn::LoadU(df, gate + i);
+    const VF e = hn::Exp(df, hn::Neg(hn::Abs(g)));
+    const VF inv = hn::Div(one, hn::Add(one, e));
+    const VF sig = hn::IfThenElse(hn::Ge(g, hn::Zero(df)), inv, hn::Mul(e, inv));
+    hn::StoreU(hn::Mul(hn::Mul(g, sig), hn::LoadU(df, up + i)), df, out + i);
+  }
+  for (; i < n; ++i) {
+    const float g = gate[i];
+    const float e = std::exp(-std::fabs(g));
+    const float sig = g >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    out[i] = g * sig * up[i];
+  }
+}
+
+void SoftmaxImpl(float* x, size_t n) {
+  if (n == 0) return;
+  const DF df;
+  const size_t NL = hn::Lanes(df);
+  float mx = x[0];
+  size_t i = 0;
+  if (n >= NL) {
+    VF vmax = hn::LoadU(df, x);
+    for (i = NL; i + NL <= n; i += NL) vmax = hn::Max(vmax, hn::LoadU(df, x + i));
+    mx = hn::GetLane(hn::MaxOfLanes(df, vmax));
+  }
+  for (; i < n; ++i) mx = std::max(mx, x[i]);
+  const VF vmx = hn::Set(df, mx);
+  VF vsum = hn::Zero(df);
+  for (i = 0; i + NL <= n; i += NL) {
+    const VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, x + i), vmx));
+    vsum = hn::Add(vsum, e);
+    hn::StoreU(e, df, x + i);
+  }
+  float sum = ReduceSum(df, vsum);
+  for (; i < n; ++i) sum += (x[i] = std::exp(x[i] - mx));
+  ScaleF(1.0f / sum, x, n);
+}
+
+void RopeImpl(float* x, size_t num_heads, size_t head_stride, size_t rot_dim,
+              const float* cos, const float* sin, RopeLayout layout) {
+  const DF df;
+  const size_t NL = hn::Lanes(df);
+  const size_t half = rot_dim / 2;
+  for (size_t h = 0; h < num_heads; ++h) {
+    float* v = x + h * head_stride;
+    if (layout == RopeLayout::kNeox) {
+      size_t i = 0;
+      for (; i + NL <= half; i += NL) {
+        const VF a = hn::LoadU(df, v + i), b = hn::LoadU(df, v + half + i);
+        const VF c = hn::LoadU(df, cos + i), s = hn::LoadU(df, sin + i);
+        hn::StoreU(hn::NegMulAdd(b, s, hn::Mul(a, c)), df, v + i);
+        hn::StoreU(hn::MulAdd(a, s, hn::Mul(b, c)), df, v + half + i);
+      }
+      for (; i < half; ++i) {
+        const float a = v[i], b = v[half + i];
+        v[i] = a * cos[i] - b * sin[i];
+        v[half + i] = b * cos[i] + a * sin[i];
+      }
+    } else {
+      // Interleaved pairs: rot_dim is at most a few hundred, so the scalar
+      // loop is a negligible share of a layer.
+      for (size_t i = 0; i < half; ++i) {
+        const float a = v[2 * i], b = v[2 * i + 1];
+        v[2 * i] = a * cos[i] - b * sin[i];
+        v[2 * i + 1] = b * cos[i] + a * sin[i];
+      }
+    }
+  }
+}
+
+float DotImpl(const float* a, const float* b, size_t n) { return DotT(a, b, n); }
+void AxpyImpl(float alpha, const float* x, float* y, size_t n) {
+  AxpyT(alpha, x, y, n);
+}
+void ScaleImpl(float alpha, float* x, size_t n) { ScaleF(alpha, x, n); }
+
+// ---- paged attention -------------------------------------------------------------
+
+// One token × one kv head: every q head of the GQA group, online softmax over
+// the token's context one block at a time (one rescale per block).
+template <typename TKV>
+void AttentionTask(const PagedAttentionArgs& a, const PagedKvView& kv,
+                   size_t t, size_t kvh, float* HWY_RESTRICT scores) {
+  const PagedKvLayout& L = kv.layout;
+  const size_t group = a.num_q_heads / L.num_kv_heads;
+  const size_t qk_dim = L.k_head_dim;
+  const size_t v_dim = kv.VDim();
+  const TKV* k_base = static_cast<const TKV*>(kv.k) + kvh * qk_dim;
+  const TKV* v_base;
+  size_t v_token_stride;
+  if (kv.v_aliases_k) {
+    v_base = k_base;
+    v_token_stride = L.KTokenStride();
+  } else {
+    v_base = static_cast<const TKV*>(kv.v) + kvh * L.v_head_dim;
+    v_token_stride = L.VTokenStride();
+  }
+  const size_t v_block_stride = L.block_tokens * v_token_stride;
+  const SeqBlockTable& table = a.seqs[a.token_seq[t]];
+  const size_t ctx = static_cast<size_t>(a.token_pos[t]) + 1;
+
+  for (size_t g = 0; g < group; ++g) {
+    const size_t h = kvh * group + g;
+    const float* q = a.q + t * a.q_token_stride + h * qk_dim;
+    float* out = a.out + t * a.out_token_stride + h * v_dim;
+    std::fill(out, out + v_dim, 0.0f);
+    float m = -INFINITY, l = 0.0f;
+    for (size_t b = 0; b * L.block_tokens < ctx; ++b) {
+      const size_t block = static_cast<size_t>(table.blocks[b]);
+      const size_t n_in = std::min(L.block_tokens, ctx - b * L.block_tokens);
+      const TKV* kb = k_base + block * L.KBlockStride();
+      const TKV* vb = v_base + block * v_block_stride;
+      float bmax = -INFINITY;
+      for (size_t j = 0; j < n_in; ++j) {
+        scores[j] = a.scale * DotT(q, kb + j * L.KTokenStride(), qk_dim);
+        bmax = std::max(bmax, scores[j]);
+      }
+      const float m_new = std::max(m, bmax);
+      if (m_new > m) {
+        const float corr = std::exp(m - m_new);  // 0 on the first block
+        ScaleF(corr, out, v_dim);
+        l *= corr;
+        m = m_new;
+      }
+      for (size_t j = 0; j < n_in; ++j) {
+        const float p = std::exp(scores[j] - m);
+        l += p;
+        AxpyT(p, vb + j * v_token_stride, out, v_dim);
+      }
+    }
+    ScaleF(1.0f / l, out, v_dim);
+  }
+}
+
+void PagedAttentionImpl(const PagedAttentionArgs& a, const PagedKvView& kv,
+                        ThreadPool& pool) {
+  const size_t kv_heads = kv.layout.num_kv_heads;
+  const size_t bt = kv.layout.block_tokens;
+  pool.ParallelFor(a.num_tokens * kv_heads, [&](size_t task, size_t) {
+    thread_local std::vector<float> scores;
+    if (scores.size() < bt) scores.resize(bt);
+    const size_t t = task / kv_heads, kvh = task % kv_heads;
+    if (kv.layout.dtype == KvDType::kF32) {
+      AttentionTask<float>(a, kv, t, kvh, scores.data());
+    } else {
+      AttentionTask<hwy::bfloat16_t>(a, kv, t, kvh, scores.data());
+    }
+  });
+}
+
+const char* TargetNameImpl() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace expertserve::kernels
+HWY_AFTER_NAMESPACE();
+
+#endif  // include guard

@@ -1,0 +1,329 @@
+// Every kernel on every SIMD target compiled in and supported by this CPU,
+// against the scalar reference (engine/kernels/reference.cc), over sizes
+// 0..2N+1 (N = widest f32 vector), a few larger odd sizes, misalignments of
+// 0..3 elements and every weight dtype.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/thread_pool.h"
+#include "engine/kernels/kernels.h"
+#include "engine/kernels/reference.h"
+#include "gtest/gtest.h"
+#include "hwy/targets.h"
+#include "hwy/tests/hwy_gtest.h"
+#include "tests/kernels/test_util.h"
+
+namespace expertserve::kernels {
+namespace {
+
+using test_util::F32Buffer;
+using test_util::MaxF32Lanes;
+using test_util::RandomF32;
+using test_util::WeightBuffer;
+
+constexpr DType kAllDTypes[] = {DType::kF32, DType::kBF16, DType::kF16};
+
+std::vector<size_t> SweepSizes() {
+  std::vector<size_t> sizes;
+  for (size_t n = 0; n <= 2 * MaxF32Lanes() + 1; ++n) sizes.push_back(n);
+  for (size_t n : {63, 100, 257, 1031}) sizes.push_back(n);
+  return sizes;
+}
+
+class KernelsTest : public hwy::TestWithParamTarget {
+ protected:
+  void SetUp() override {
+    hwy::TestWithParamTarget::SetUp();
+    // The dispatcher must really run the target under test.
+    ASSERT_EQ(std::string(ActiveTargetName()), hwy::TargetName(GetParam()));
+  }
+  std::mt19937 rng_{1234};
+};
+HWY_TARGET_INSTANTIATE_TEST_SUITE_P(KernelsTest);
+
+// Checks y against the reference with an f32-accumulation tolerance scaled
+// by Σ|x||w| of each output (the size of the terms being summed).
+void ExpectMatMulNear(const MatMulArgs& a, const std::vector<float>& expected,
+                      const std::string& what) {
+  for (size_t m = 0; m < a.M; ++m) {
+    for (size_t n = 0; n < a.N; ++n) {
+      double mag = a.bias ? std::fabs(a.bias[n]) : 0.0;
+      for (size_t k = 0; k < a.K; ++k) {
+        mag += std::fabs(a.x[m * a.x_stride + k] * LoadAsF32(a.w, n * a.K + k));
+      }
+      const float got = a.y[m * a.y_stride + n];
+      const float want = expected[m * a.y_stride + n];
+      ASSERT_NEAR(got, want, 1e-5 * mag + 1e-6)
+          << what << " m=" << m << " n=" << n;
+    }
+  }
+}
+
+void RunMatMulCase(std::mt19937& rng, ThreadPool& pool, size_t M, size_t K,
+                   size_t N, DType dtype, size_t offset, bool with_bias,
+                   MatMulBackend backend) {
+  const size_t x_stride = K + offset;  // padded rows when offset > 0
+  const size_t y_stride = N + (offset % 2);
+  F32Buffer x(RandomF32(rng, M * x_stride), offset);
+  WeightBuffer w(RandomF32(rng, N * K), dtype, offset);
+  F32Buffer bias(RandomF32(rng, N), offset);
+  std::vector<float> y(M * y_stride + 1, -7.0f), want(M * y_stride + 1, -7.0f);
+  MatMulArgs args{x.data(), x_stride, M, K, w.ref(), N,
+                  with_bias ? bias.data() : nullptr, y.data(), y_stride};
+  MatMul(args, pool, backend);
+  MatMulArgs ref_args = args;
+  ref_args.y = want.data();
+  reference::MatMul(ref_args);
+  ExpectMatMulNear(args, want,
+                   std::string(DTypeName(dtype)) + " M=" + std::to_string(M) +
+                       " K=" + std::to_string(K) + " N=" + std::to_string(N) +
+                       " off=" + std::to_string(offset));
+  // Padding between rows is never written.
+  for (size_t m = 0; m < M; ++m) {
+    for (size_t n = N; n < y_stride; ++n) ASSERT_EQ(y[m * y_stride + n], -7.0f);
+  }
+}
+
+TEST_P(KernelsTest, MatMulSmallShapesAllDTypesAndOffsets) {
+  ThreadPool pool(2);
+  for (DType dtype : kAllDTypes) {
+    for (size_t K = 0; K <= 2 * MaxF32Lanes() + 1; ++K) {
+      for (size_t M : {1, 2, 3, 5}) {
+        for (size_t N : {1, 4, 5, 11}) {
+          const size_t offset = (K + M + N) % 4;
+          RunMatMulCase(rng_, pool, M, K, N, dtype, offset, (K % 2) == 0,
+                        MatMulBackend::kHighway);
+        }
+      }
+    }
+  }
+}
+
+// Shapes that exercise the tiling: several M tiles, K chunks, N tails,
+// more tasks than workers.
+TEST_P(KernelsTest, MatMulLargerShapes) {
+  ThreadPool pool(3);
+  struct Shape {
+    size_t M, K, N;
+  };
+  for (const Shape& s : {Shape{1, 1031, 67}, Shape{4, 517, 130},
+                         Shape{16, 2048, 9}, Shape{70, 1030, 21},
+                         Shape{130, 301, 37}}) {
+    for (DType dtype : kAllDTypes) {
+      for (size_t offset : {0, 3}) {
+        RunMatMulCase(rng_, pool, s.M, s.K, s.N, dtype, offset, offset == 0,
+                      MatMulBackend::kHighway);
+      }
+    }
+  }
+}
+
+TEST_P(KernelsTest, MatMulOpenBlasBackendAndAuto) {
+  ThreadPool pool(2);
+  for (DType dtype : kAllDTypes) {
+    for (MatMulBackend backend : {MatMulBackend::kOpenBlas, MatMulBackend::kAuto}) {
+      RunMatMulCase(rng_, pool, 1, 129, 70, dtype, 1, true, backend);
+      RunMatMulCase(rng_, pool, 67, 300, 131, dtype, 2, false, backend);
+    }
+  }
+}
+
+TEST_P(KernelsTest, ConvertToF32) {
+  for (DType dtype : kAllDTypes) {
+    for (size_t n : SweepSizes()) {
+      for (size_t offset = 0; offset < 4; ++offset) {
+        // Finite in every dtype (F16 max 65504): checkpoints hold no inf.
+        WeightBuffer w(RandomF32(rng_, n, -60000.0f, 60000.0f), dtype, offset);
+        std::vector<float> got(n + 1, -1.0f);
+        ConvertToF32(w.ref(), n, got.data());
+        for (size_t i = 0; i < n; ++i) {
+          ASSERT_EQ(got[i], LoadAsF32(w.ref(), i)) << DTypeName(dtype) << " i=" << i;
+        }
+        ASSERT_EQ(got[n], -1.0f);
+      }
+    }
+  }
+}
+
+TEST_P(KernelsTest, RMSNorm) {
+  for (DType dtype : kAllDTypes) {
+    for (size_t dim : SweepSizes()) {
+      for (size_t offset = 0; offset < 4; ++offset) {
+        const size_t rows = 1 + offset % 3;
+        F32Buffer x(RandomF32(rng_, rows * dim, -3.0f, 3.0f), offset);
+        WeightBuffer w(RandomF32(rng_, dim, 0.5f, 1.5f), dtype, offset);
+        std::vector<float> got(rows * dim), want(rows * dim);
+        RMSNorm(x.data(), rows, dim, w.ref(), 1e-6f, got.data());
+        reference::RMSNorm(x.data(), rows, dim, w.ref(), 1e-6f, want.data());
+        for (size_t i = 0; i < rows * dim; ++i) {
+          ASSERT_NEAR(got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-6)
+              << DTypeName(dtype) << " dim=" << dim << " i=" << i;
+        }
+        // In place (out == x) gives the same result.
+        RMSNorm(x.data(), rows, dim, w.ref(), 1e-6f, x.data());
+        for (size_t i = 0; i < rows * dim; ++i) ASSERT_EQ(x.data()[i], got[i]);
+      }
+    }
+  }
+}
+
+TEST_P(KernelsTest, AddSiluMulScaleAxpyDot) {
+  for (size_t n : SweepSizes()) {
+    for (size_t offset = 0; offset < 4; ++offset) {
+      const std::vector<float> a = RandomF32(rng_, n, -12.0f, 12.0f);
+      const std::vector<float> b = RandomF32(rng_, n, -2.0f, 2.0f);
+      F32Buffer xa(a, offset), xb(b, (offset + 1) % 4);
+
+      std::vector<float> got = b, want = b;
+      AddInPlace(got.data(), xa.data(), n);
+      reference::AddInPlace(want.data(), a.data(), n);
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(got[i], want[i]) << "add n=" << n;
+
+      std::vector<float> silu(n), silu_ref(n);
+      SiluMul(xa.data(), xb.data(), n, silu.data());
+      reference::SiluMul(a.data(), b.data(), n, silu_ref.data());
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(silu[i], silu_ref[i], 2e-6 * std::fabs(silu_ref[i]) + 1e-7)
+            << "silu n=" << n << " g=" << a[i];
+      }
+
+      got = b;
+      want = b;
+      Axpy(0.37f, xa.data(), got.data(), n);
+      reference::Axpy(0.37f, a.data(), want.data(), n);
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(got[i], want[i], 1e-6 * (std::fabs(a[i]) + std::fabs(b[i])))
+            << "axpy n=" << n;
+      }
+
+      F32Buffer scaled(a, offset);
+      Scale(-1.5f, scaled.data(), n);
+      std::vector<float> scaled_ref = a;
+      reference::Scale(-1.5f, scaled_ref.data(), n);
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(scaled.data()[i], scaled_ref[i]);
+
+      double mag = 0;
+      for (size_t i = 0; i < n; ++i) mag += std::fabs(a[i] * b[i]);
+      ASSERT_NEAR(Dot(xa.data(), xb.data(), n), reference::Dot(a.data(), b.data(), n),
+                  1e-6 * mag + 1e-7)
+          << "dot n=" << n;
+    }
+  }
+}
+
+TEST_P(KernelsTest, SiluExtremes) {
+  const std::vector<float> g = {-200.0f, -88.5f, -30.0f, 0.0f, 30.0f, 200.0f,
+                                -1e30f, 1e30f, -0.5f, 0.5f, -100.0f, 100.0f,
+                                -87.0f, 87.0f, -5.0f, 5.0f, -150.0f, 150.0f};
+  const std::vector<float> up(g.size(), 1.0f);
+  std::vector<float> got(g.size()), want(g.size());
+  SiluMul(g.data(), up.data(), g.size(), got.data());
+  reference::SiluMul(g.data(), up.data(), g.size(), want.data());
+  for (size_t i = 0; i < g.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(got[i])) << g[i];
+    ASSERT_NEAR(got[i], want[i], 2e-6 * std::fabs(want[i]) + 1e-30) << g[i];
+  }
+}
+
+TEST_P(KernelsTest, SoftmaxStableForLargeLogits) {
+  for (size_t n : SweepSizes()) {
+    for (size_t offset = 0; offset < 4; ++offset) {
+      // A shift of 1000 overflows a naive exp.
+      const float shift = offset % 2 ? 1000.0f : -50.0f;
+      std::vector<float> v = RandomF32(rng_, n, shift - 20.0f, shift + 20.0f);
+      F32Buffer got(v, offset);
+      Softmax(got.data(), n);
+      reference::Softmax(v.data(), n);
+      double sum = 0;
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(got.data()[i], v[i], 1e-5 * v[i] + 1e-9) << "n=" << n;
+        sum += got.data()[i];
+      }
+      if (n > 0) {
+        ASSERT_NEAR(sum, 1.0, 1e-5);
+      }
+    }
+  }
+}
+
+TEST_P(KernelsTest, TopKMatchesStableSort) {
+  for (size_t n : SweepSizes()) {
+    // Few distinct values so ties are common.
+    std::vector<float> x(n);
+    std::uniform_int_distribution<int> d(0, 5);
+    for (float& f : x) f = static_cast<float>(d(rng_));
+    for (size_t k : {size_t{0}, std::min<size_t>(n, 1), std::min<size_t>(n, 2),
+                     std::min<size_t>(n, 8), n}) {
+      std::vector<int32_t> got(k), want(k);
+      std::vector<float> got_v(k), want_v(k);
+      TopK(x.data(), n, k, got.data(), got_v.data());
+      reference::TopK(x.data(), n, k, want.data(), want_v.data());
+      ASSERT_EQ(got, want) << "n=" << n << " k=" << k;
+      ASSERT_EQ(got_v, want_v);
+    }
+  }
+}
+
+TEST_P(KernelsTest, RopeBothLayoutsWithPartialRotation) {
+  for (RopeLayout layout : {RopeLayout::kNeox, RopeLayout::kInterleaved}) {
+    for (size_t rot_dim = 0; rot_dim <= 2 * MaxF32Lanes() + 2; rot_dim += 2) {
+      for (size_t extra : {0, 3}) {  // head_dim > rot_dim: partial rotary
+        const size_t head_stride = rot_dim + extra, heads = 3;
+        const std::vector<float> x = RandomF32(rng_, heads * head_stride);
+        std::vector<float> cos(rot_dim / 2), sin(rot_dim / 2);
+        for (size_t i = 0; i < rot_dim / 2; ++i) {
+          const float angle = 7.0f * std::pow(10000.0f, -2.0f * i / std::max<size_t>(rot_dim, 1));
+          cos[i] = std::cos(angle);
+          sin[i] = std::sin(angle);
+        }
+        F32Buffer got(x, extra);
+        std::vector<float> want = x;
+        ApplyRope(got.data(), heads, head_stride, rot_dim, cos.data(), sin.data(), layout);
+        reference::ApplyRope(want.data(), heads, head_stride, rot_dim, cos.data(),
+                             sin.data(), layout);
+        for (size_t i = 0; i < x.size(); ++i) {
+          ASSERT_NEAR(got.data()[i], want[i], 1e-6) << "rot=" << rot_dim << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
+// The reference itself, against hand-computed values (so a shared mistake in
+// reference and SIMD code cannot pass unnoticed).
+TEST(ReferenceTest, KnownValues) {
+  const float x[] = {1, 2, 3, 4, 5, 6};           // [2, 3]
+  const float w[] = {1, 0, -1, 0.5f, 0.5f, 0.5f};  // [2, 3]
+  const float bias[] = {10, 20};
+  float y[4];
+  reference::MatMul(MatMulArgs{x, 3, 2, 3, WeightRef{w, DType::kF32}, 2, bias, y, 2});
+  EXPECT_FLOAT_EQ(y[0], 1 - 3 + 10);
+  EXPECT_FLOAT_EQ(y[1], 3 + 20);
+  EXPECT_FLOAT_EQ(y[2], 4 - 6 + 10);
+  EXPECT_FLOAT_EQ(y[3], 7.5f + 20);
+
+  float r[] = {3, 4};
+  const float one[] = {1, 2};
+  reference::RMSNorm(r, 1, 2, WeightRef{one, DType::kF32}, 0.0f, r);
+  EXPECT_NEAR(r[0], 3 / std::sqrt(12.5f), 1e-6);
+  EXPECT_NEAR(r[1], 2 * 4 / std::sqrt(12.5f), 1e-6);
+
+  float rope[] = {1, 0, 0, 1};  // neox: pairs (0,2), (1,3); 90° rotation
+  const float c[] = {0, 0}, s[] = {1, 1};
+  reference::ApplyRope(rope, 1, 4, 4, c, s, RopeLayout::kNeox);
+  EXPECT_FLOAT_EQ(rope[0], 0);
+  EXPECT_FLOAT_EQ(rope[2], 1);
+  EXPECT_FLOAT_EQ(rope[1], -1);
+  EXPECT_FLOAT_EQ(rope[3], 0);
+
+  EXPECT_EQ(BF16BitsToF32(F32ToBF16Bits(1.00390625f)), 1.0f);  // ties to even
+  EXPECT_EQ(F16BitsToF32(F32ToF16Bits(65504.0f)), 65504.0f);
+  EXPECT_EQ(F16BitsToF32(0x0001), std::ldexp(1.0f, -24));
+}
+
+}  // namespace
+}  // namespace expertserve::kernels
