@@ -21,7 +21,8 @@ CC=clang-14 CXX=clang++-14 cmake -S "${repo}" -B "${build}" -G Ninja \
   cat "${build}/configure.log"; exit 1; }
 
 mapfile -t targets < <(ninja -C "${build}" -t targets all |
-  sed -n 's/^\([A-Za-z0-9_]*_fuzzer\): .*/\1/p' | sort -u)
+  sed -n 's/^\([A-Za-z0-9_]*_fuzzer\): phony$/\1/p' |
+  grep -v '^cmake_' | sort -u)
 if [[ ${#targets[@]} -eq 0 ]]; then
   echo "run_fuzzers: no *_fuzzer targets (is clang-14 installed?)" >&2
   exit 1
