@@ -8,9 +8,16 @@
 
 namespace expertserve::kernels {
 
+// Measured with expertserve-bench-kernels (README.md): the Highway kernel
+// streams weights once and wins clearly for M < 16 (decode and small expert
+// GEMMs, 2-6x over sgemm at M = 1, whose packing does not amortise); from
+// M = 16 on OpenBLAS's packed, register-blocked sgemm wins (1.2-1.8x at
+// prefill), even counting the BF16 -> F32 widening it needs.
+constexpr size_t kOpenBlasMinM = 16;
+
 MatMulBackend ChooseMatMulBackend(const MatMulArgs& args) {
-  (void)args;
-  return MatMulBackend::kHighway;
+  return args.M >= kOpenBlasMinM ? MatMulBackend::kOpenBlas
+                                 : MatMulBackend::kHighway;
 }
 
 namespace internal {
