@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -237,6 +238,12 @@ void HostAddressSpace::set_budget_bytes(size_t budget_bytes) {
 size_t HostAddressSpace::memfd_size_bytes() const {
   absl::MutexLock lock(&mu_);
   return file_bytes_;
+}
+
+absl::StatusOr<size_t> HostAddressSpace::memfd_allocated_bytes() const {
+  struct stat st;
+  if (fstat(memfd_, &st) != 0) return ErrnoError("fstat memfd", errno);
+  return static_cast<size_t>(st.st_blocks) * 512;
 }
 
 }  // namespace expertserve::memory

@@ -52,6 +52,9 @@ class HostAddressSpace final : public AddressSpaceInterface {
   // its end are truncated away, so with uniform chunks it never grows past
   // the peak number of live chunks (no fragmentation).
   size_t memfd_size_bytes() const;
+  // Physical pages the memfd holds (fstat st_blocks): the kernel's own count,
+  // to check that Release really returns pages.
+  absl::StatusOr<size_t> memfd_allocated_bytes() const;
 
  private:
   HostAddressSpace(int memfd, size_t page_bytes, size_t budget_bytes);
