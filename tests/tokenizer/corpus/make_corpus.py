@@ -18,7 +18,8 @@ for s in ["", " ", "  ", "\n", "\n\n", "\r\n", "\r", "\t", "\t\t\n", " \n ", "a"
           "trailing   ", "   leading", "\n\n\nthree newlines", "mixed \t \n \r\n end",
           "\u000b\u000c", "form\u000cfeed", "\u1680ogham", "\u2000\u2001\u2002\u200a",
           "\u205f\u202f", "\u180e", "'", "''", "'s", " 's", "\u2019s", "$", "$$$",
-          "\u00ad", "soft\u00adhyphen", "\ufffd", "a\ufffdb", "\U0010ffff", "\U000e0041"]:
+          "\u00ad", "soft\u00adhyphen", "a\u180eb", "x \u180e y", "a\u0085\u0085b",
+          "\u1680\u180e\u2000 z", "a\u001cb\u001d c\u001e\u001f", "p \u0085 q", "\ufffd", "a\ufffdb", "\U0010ffff", "\U000e0041"]:
     add(s)
 
 # --- many scripts ------------------------------------------------------------
