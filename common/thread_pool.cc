@@ -64,9 +64,10 @@ void ThreadPool::Run(size_t num_tasks, TaskThunk thunk, const void* fn) {
   num_tasks_ = num_tasks;
   const uint64_t participants = std::min(num_tasks, num_workers_);
   next_task_.store(0, std::memory_order_relaxed);
-  pending_workers_.store(participants - 1, std::memory_order_relaxed);
   const uint64_t seq =
       (generation_.load(std::memory_order_relaxed) >> kParticipantBits) + 1;
+  // Open the job (release: publishes the fields above to joining workers).
+  job_state_.store((seq & 0xffffffffu) << 32, std::memory_order_release);
   // seq_cst pairs with the workers' sleeping_ increment (Dekker): either the
   // worker sees the new generation before it blocks, or we see it sleeping.
   generation_.store((seq << kParticipantBits) | participants,
@@ -75,14 +76,18 @@ void ThreadPool::Run(size_t num_tasks, TaskThunk thunk, const void* fn) {
 
   DrainTasks(0);
 
-  // Join: the tasks themselves are done or in flight; wait for the stragglers.
+  // Every task is taken. Close the job so late wakers skip it, then wait for
+  // the workers still running tasks.
+  uint64_t state = job_state_.fetch_or(kJobClosed, std::memory_order_acq_rel) |
+                   kJobClosed;
   int spins = 0;
-  while (pending_workers_.load(std::memory_order_acquire) != 0) {
+  while ((state & (kJobClosed - 1)) != 0) {
     if (++spins < kSpinIterations) {
       CpuRelax();
     } else {
       std::this_thread::yield();  // a worker may have been descheduled
     }
+    state = job_state_.load(std::memory_order_acquire);
   }
   in_parallel_for_ = false;
 }
@@ -104,13 +109,24 @@ void ThreadPool::WorkerLoop(size_t worker) {
     }
     seen = gen;
     if (stop_.load(std::memory_order_acquire)) return;
-    // The owner cannot start a new job before every participant has checked
-    // in, so the job fields are stable here.
     const uint64_t participants =
         gen & ((uint64_t{1} << kParticipantBits) - 1);
-    if (worker < participants) {
+    if (worker >= participants) continue;
+    // Join the job if it is still the one we were woken for and still open;
+    // while we are counted in, the owner does not touch the job fields.
+    const uint64_t want_seq = (gen >> kParticipantBits) & 0xffffffffu;
+    uint64_t state = job_state_.load(std::memory_order_acquire);
+    bool joined = false;
+    while ((state >> 32) == want_seq && (state & kJobClosed) == 0) {
+      if (job_state_.compare_exchange_weak(state, state + 1,
+                                           std::memory_order_acquire)) {
+        joined = true;
+        break;
+      }
+    }
+    if (joined) {
       DrainTasks(worker);
-      pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
+      job_state_.fetch_sub(1, std::memory_order_release);
     }
   }
 }

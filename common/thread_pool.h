@@ -82,7 +82,12 @@ class ThreadPool {
   static constexpr int kParticipantBits = 16;
   alignas(64) std::atomic<uint64_t> generation_{0};
   alignas(64) std::atomic<size_t> next_task_{0};
-  alignas(64) std::atomic<size_t> pending_workers_{0};
+  // (job sequence number << 32) | kJobClosed? | number of workers inside the
+  // job. A worker joins only while the job is open, so the owner never waits
+  // for a worker that was descheduled before it could start (the machine may
+  // be oversubscribed); it waits only for workers that are running tasks.
+  static constexpr uint64_t kJobClosed = uint64_t{1} << 31;
+  alignas(64) std::atomic<uint64_t> job_state_{kJobClosed};
   alignas(64) std::atomic<uint32_t> sleeping_{0};
   std::atomic<bool> stop_{false};
   bool in_parallel_for_ = false;  // catches nested calls in debug builds
