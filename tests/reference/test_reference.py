@@ -658,6 +658,21 @@ class CLITest(TmpDirTest):
         r = self._run("compare", "--ref", a, "--got", b, "--tol", "1e-5")
         self.assertEqual(r.returncode, 1)
 
+    def test_greedy_report_flags_copying_tied_model(self):
+        import greedy_report
+        cfg = tm.make_config("llama", tie_word_embeddings=True)
+        w = tm.random_weights(cfg, seed=1)
+        w["model.embed_tokens.weight"] *= 20.0  # residual dominated by the input token
+        p = os.path.join(self.tmp, "copy")
+        tm.write_checkpoint(p, cfg, w)
+        r = greedy_report.report(ref.Model(p), [[5, 6, 7], [9]], 8)
+        self.assertEqual(r["copies_last"], 2)
+        self.assertEqual(r["degenerate"], 2)
+        path, _, _ = self.ckpt("qwen3_moe")
+        r = greedy_report.report(ref.Model(path), [[5, 6, 7], [9]], 8)
+        self.assertEqual(r["copies_last"], 0)
+        self.assertEqual(len(r["distinct"]), 2)
+
     def test_error_exit_code(self):
         r = self._run("logits", "--model", self.tmp, "--ids", "1", "--out", "/dev/null")
         self.assertEqual(r.returncode, 2)
