@@ -170,8 +170,26 @@ class FieldReader {
   std::set<std::string> used_;
 };
 
+// Far above any real model, low enough that shape products cannot overflow
+// int64 and a hostile config cannot make the manifest enumerate billions of
+// tensors.
+constexpr int64_t kMaxDim = int64_t{1} << 20;
+constexpr int64_t kMaxLayers = 4096;
+constexpr int64_t kMaxExperts = 16384;
+
 absl::Status Positive(std::string_view name, int64_t v) {
-  if (v > 0) return absl::OkStatus();
+  const int64_t limit = name == "num_hidden_layers" ? kMaxLayers
+                        : name == "num_experts"     ? kMaxExperts
+                        : name == "max_position_embeddings" ||
+                                name == "rope_scaling.original_max_position_embeddings"
+                            ? int64_t{1} << 40
+                            : kMaxDim;
+  if (v > 0 && v <= limit) return absl::OkStatus();
+  if (v > limit) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.json field '", Sv(name), "' is absurdly large (", v,
+        " > ", limit, ")"));
+  }
   return absl::InvalidArgumentError(
       absl::StrCat("config.json field '", Sv(name), "' must be > 0, got ", v));
 }
@@ -415,9 +433,9 @@ absl::Status ParseMoe(FieldReader& r, ModelConfig& c) {
     ES_ASSIGN_OR_RETURN(c.moe_intermediate_size,
                         r.RequiredInt("moe_intermediate_size"));
     ES_ASSIGN_OR_RETURN(c.n_shared_experts, r.Int("n_shared_experts", 0));
-    if (c.n_shared_experts < 0) {
+    if (c.n_shared_experts < 0 || c.n_shared_experts > kMaxExperts) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "config.json field 'n_shared_experts' must be >= 0, got ",
+          "config.json field 'n_shared_experts' must be in [0, 16384], got ",
           c.n_shared_experts));
     }
     c.shared_expert_intermediate_size =
