@@ -161,10 +161,25 @@ void MeasurePoolOverhead(ThreadPool& pool) {
       pool.ParallelFor(pool.NumWorkers(), [&](size_t task, size_t w) { dummy[w * 16] += task; });
     }
   });
+  // With ~2 us of work per task every worker must really join: the excess
+  // over 2 us is the fork-join cost a decode step pays per parallel region.
+  const auto spin_2us = [](size_t) {
+    const auto t0 = Clock::now();
+    while (Seconds(t0, Clock::now()) < 2e-6) {
+    }
+  };
+  const size_t work_calls = 2000;
+  const Timing tw = Measure(0.2, [&](size_t) {
+    for (size_t i = 0; i < work_calls; ++i) {
+      pool.ParallelFor(pool.NumWorkers(), [&](size_t task, size_t) { spin_2us(task); });
+    }
+  });
   std::printf(
-      "{\"bench\":\"thread_pool\",\"workers\":%zu,\"parallel_for_us_best\":%.3f,"
-      "\"parallel_for_us_median\":%.3f}\n",
-      pool.NumWorkers(), t.best_s / calls * 1e6, t.median_s / calls * 1e6);
+      "{\"bench\":\"thread_pool\",\"workers\":%zu,\"empty_parallel_for_us_best\":%.3f,"
+      "\"empty_parallel_for_us_median\":%.3f,\"parallel_for_2us_tasks_us_best\":%.3f,"
+      "\"parallel_for_2us_tasks_us_median\":%.3f}\n",
+      pool.NumWorkers(), t.best_s / calls * 1e6, t.median_s / calls * 1e6,
+      tw.best_s / work_calls * 1e6, tw.median_s / work_calls * 1e6);
 }
 
 const char* BackendName(kernels::MatMulBackend b) {
@@ -176,12 +191,15 @@ const char* BackendName(kernels::MatMulBackend b) {
   return "?";
 }
 
-void BenchMatMul(ThreadPool& pool, const Machine& mach, const char* regime,
-                 size_t M, size_t K, size_t N, kernels::DType dtype,
-                 kernels::MatMulBackend backend, bool quick) {
+// Times the three backends interleaved rep by rep (so they see the same
+// machine load), next to a parallel read of as many cold bytes as the weights
+// and an FMA loop of as many flops: the roofline time measured right there.
+void BenchMatMul(ThreadPool& pool, const char* regime, size_t M, size_t K,
+                 size_t N, kernels::DType dtype, bool quick,
+                 std::vector<float>& cold) {
   const size_t w_bytes = N * K * kernels::DTypeSize(dtype);
   // Enough weight copies to exceed the caches, so decode streams from DRAM
-  // as it does with a real model (at most ~256 MiB in all).
+  // as it does with a real model.
   const size_t copies = std::clamp<size_t>((128u << 20) / std::max<size_t>(w_bytes, 1), 1, 64);
   std::vector<std::vector<char>> w(copies, std::vector<char>(w_bytes));
   std::mt19937 rng(7);
@@ -199,21 +217,127 @@ void BenchMatMul(ThreadPool& pool, const Machine& mach, const char* regime,
   for (size_t c = 1; c < copies; ++c) w[c] = w[0];
   std::vector<float> x(M * K), y(M * N);
   for (float& f : x) f = dist(rng);
-  const Timing t = Measure(quick ? 0.05 : 0.3, [&](size_t rep) {
-    kernels::MatMul(x.data(), M, K, kernels::WeightRef{w[rep % copies].data(), dtype}, N,
-                    nullptr, y.data(), pool, backend);
-  });
+
   const double flops = 2.0 * M * N * K;
+  const size_t workers = pool.NumWorkers();
+  const size_t read_floats = std::min(cold.size(), w_bytes / 4);
+  const size_t read_slots = std::max<size_t>(1, cold.size() / std::max<size_t>(read_floats, 1));
+  const size_t lanes_flops = static_cast<size_t>(
+      HWY_DYNAMIC_DISPATCH(FmaLoop)(1, &y[0]));  // flops per iteration
+  const size_t fma_iters = static_cast<size_t>(flops / lanes_flops / workers) + 1;
+  std::vector<float> sink(workers * 16);
+
+  const kernels::MatMulBackend backends[] = {kernels::MatMulBackend::kHighway,
+                                             kernels::MatMulBackend::kOpenBlas,
+                                             kernels::MatMulBackend::kAuto};
+  std::vector<double> times[5];
+  const double budget = quick ? 0.1 : 0.6;
+  const auto start = Clock::now();
+  for (size_t rep = 0; rep < 4 || Seconds(start, Clock::now()) < budget; ++rep) {
+    for (size_t b = 0; b < 3; ++b) {
+      const auto t0 = Clock::now();
+      kernels::MatMul(x.data(), M, K,
+                      kernels::WeightRef{w[(3 * rep + b) % copies].data(), dtype}, N,
+                      nullptr, y.data(), pool, backends[b]);
+      if (rep > 0) times[b].push_back(Seconds(t0, Clock::now()));
+    }
+    const float* rd = cold.data() + (rep % read_slots) * read_floats;
+    const size_t chunk = (read_floats + workers - 1) / workers;
+    auto t0 = Clock::now();
+    pool.ParallelFor(workers, [&](size_t t, size_t wk) {
+      const size_t b0 = std::min(read_floats, t * chunk);
+      const size_t b1 = std::min(read_floats, b0 + chunk);
+      sink[wk * 16] += HWY_DYNAMIC_DISPATCH(ReadSum)(rd + b0, b1 - b0);
+    });
+    if (rep > 0) times[3].push_back(Seconds(t0, Clock::now()));
+    t0 = Clock::now();
+    pool.ParallelFor(workers, [&](size_t, size_t wk) {
+      HWY_DYNAMIC_DISPATCH(FmaLoop)(fma_iters, &sink[wk * 16 + 1]);
+    });
+    if (rep > 0) times[4].push_back(Seconds(t0, Clock::now()));
+  }
+  double best[5];
+  for (size_t i = 0; i < 5; ++i) best[i] = *std::min_element(times[i].begin(), times[i].end());
+  const double roof_s = std::max(best[3], best[4]);
   const double bytes = static_cast<double>(w_bytes) + 4.0 * (M * K + M * N);
-  const double roof_s = std::max(flops / (mach.peak_gflops * 1e9), bytes / (mach.read_gbps * 1e9));
+  for (size_t b = 0; b < 3; ++b) {
+    std::vector<double>& t = times[b];
+    std::sort(t.begin(), t.end());
+    std::printf(
+        "{\"bench\":\"matmul\",\"regime\":\"%s\",\"backend\":\"%s\",\"dtype\":\"%s\","
+        "\"M\":%zu,\"K\":%zu,\"N\":%zu,\"reps\":%zu,\"us_best\":%.1f,\"us_median\":%.1f,"
+        "\"gflops\":%.2f,\"gbps\":%.2f,\"bound\":\"%s\",\"local_read_gbps\":%.2f,"
+        "\"local_fma_gflops\":%.1f,\"roofline_fraction\":%.3f}\n",
+        regime, BackendName(backends[b]), kernels::DTypeName(dtype), M, K, N, t.size(),
+        t.front() * 1e6, t[t.size() / 2] * 1e6, flops / t.front() * 1e-9,
+        bytes / t.front() * 1e-9, best[4] > best[3] ? "compute" : "memory",
+        read_floats * 4.0 / best[3] * 1e-9, fma_iters * lanes_flops * workers / best[4] * 1e-9,
+        roof_s / t.front());
+  }
+  std::fflush(stdout);
+}
+
+// Decode attention: one query token per sequence over a long context, the
+// memory-bound case (each K/V byte is read once per token).
+void BenchAttention(ThreadPool& pool, const Machine& mach, size_t num_seqs,
+                    size_t ctx, kernels::KvDType dtype, bool quick) {
+  kernels::PagedKvLayout L;
+  L.block_tokens = 16;
+  L.num_kv_heads = 8;
+  L.k_head_dim = 128;
+  L.v_head_dim = 128;
+  L.dtype = dtype;
+  const size_t blocks_per_seq = (ctx + L.block_tokens - 1) / L.block_tokens;
+  L.num_blocks = num_seqs * blocks_per_seq;
+  // Realistic magnitudes (a constant byte pattern would be denormal and hit
+  // the slow microcode path).
+  std::vector<char> k(L.LayerKElems() * kernels::KvDTypeSize(dtype));
+  std::vector<char> v(L.LayerVElems() * kernels::KvDTypeSize(dtype));
+  for (std::vector<char>* store : {&k, &v}) {
+    const size_t n = store->size() / kernels::KvDTypeSize(dtype);
+    for (size_t i = 0; i < n; ++i) {
+      const float f = 0.001f * static_cast<float>(i % 1000) - 0.5f;
+      if (dtype == kernels::KvDType::kF32) {
+        std::memcpy(store->data() + 4 * i, &f, 4);
+      } else {
+        const uint16_t bits = kernels::F32ToBF16Bits(f);
+        std::memcpy(store->data() + 2 * i, &bits, 2);
+      }
+    }
+  }
+  std::vector<int32_t> ids(L.num_blocks);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+  std::shuffle(ids.begin(), ids.end(), std::mt19937(3));
+  std::vector<kernels::SeqBlockTable> tables(num_seqs);
+  std::vector<int32_t> token_seq(num_seqs), token_pos(num_seqs);
+  for (size_t s = 0; s < num_seqs; ++s) {
+    tables[s] = kernels::SeqBlockTable{ids.data() + s * blocks_per_seq, blocks_per_seq};
+    token_seq[s] = static_cast<int32_t>(s);
+    token_pos[s] = static_cast<int32_t>(ctx - 1);
+  }
+  const size_t q_heads = 32;
+  std::vector<float> q(num_seqs * q_heads * 128, 0.01f), out(num_seqs * q_heads * 128);
+  kernels::PagedAttentionArgs a;
+  a.q = q.data();
+  a.q_token_stride = q_heads * 128;
+  a.num_tokens = num_seqs;
+  a.num_q_heads = q_heads;
+  a.token_seq = token_seq.data();
+  a.token_pos = token_pos.data();
+  a.seqs = tables.data();
+  a.num_seqs = num_seqs;
+  a.scale = 0.088f;
+  a.out = out.data();
+  a.out_token_stride = q_heads * 128;
+  const kernels::PagedKvView view{L, k.data(), v.data(), false, 0};
+  const Timing t = Measure(quick ? 0.05 : 0.3, [&](size_t) { kernels::PagedAttention(a, view, pool); });
+  const double bytes = static_cast<double>(k.size() + v.size());
   std::printf(
-      "{\"bench\":\"matmul\",\"regime\":\"%s\",\"backend\":\"%s\",\"dtype\":\"%s\","
-      "\"M\":%zu,\"K\":%zu,\"N\":%zu,\"us_best\":%.1f,\"us_median\":%.1f,"
-      "\"gflops\":%.2f,\"gbps\":%.2f,\"bound\":\"%s\",\"roofline_fraction\":%.3f}\n",
-      regime, BackendName(backend), kernels::DTypeName(dtype), M, K, N, t.best_s * 1e6,
-      t.median_s * 1e6, flops / t.best_s * 1e-9, bytes / t.best_s * 1e-9,
-      flops / (mach.peak_gflops * 1e9) > bytes / (mach.read_gbps * 1e9) ? "compute" : "memory",
-      roof_s / t.best_s);
+      "{\"bench\":\"paged_attention\",\"kv_dtype\":\"%s\",\"seqs\":%zu,\"ctx\":%zu,"
+      "\"q_heads\":32,\"kv_heads\":8,\"head_dim\":128,\"us_best\":%.1f,"
+      "\"us_median\":%.1f,\"gbps\":%.2f,\"roofline_fraction\":%.3f}\n",
+      dtype == kernels::KvDType::kF32 ? "F32" : "BF16", num_seqs, ctx, t.best_s * 1e6,
+      t.median_s * 1e6, bytes / t.best_s * 1e-9, bytes / t.best_s * 1e-9 / mach.read_gbps);
   std::fflush(stdout);
 }
 
@@ -222,24 +346,22 @@ int Main(int argc, char** argv) {
   ThreadPool pool;
   const Machine mach = MeasureMachine(pool, quick);
   MeasurePoolOverhead(pool);
+  for (kernels::KvDType kv : {kernels::KvDType::kF32, kernels::KvDType::kBF16}) {
+    BenchAttention(pool, mach, 1, quick ? 512 : 4096, kv, quick);
+    BenchAttention(pool, mach, 16, quick ? 256 : 1024, kv, quick);
+  }
   using kernels::DType;
-  using kernels::MatMulBackend;
-  const DType dtypes[] = {DType::kBF16, DType::kF32};
-  const MatMulBackend backends[] = {MatMulBackend::kHighway, MatMulBackend::kOpenBlas,
-                                    MatMulBackend::kAuto};
-  const std::vector<size_t> dims = quick ? std::vector<size_t>{1024} : std::vector<size_t>{1024, 2048, 4096};
-  for (DType dt : dtypes) {
+  std::vector<float> cold((quick ? 16u : 64u) << 20, 1.0f);  // 64/256 MiB
+  const std::vector<size_t> dims =
+      quick ? std::vector<size_t>{1024} : std::vector<size_t>{1024, 2048, 4096};
+  for (DType dt : {DType::kBF16, DType::kF32}) {
     for (size_t d : dims) {
-      for (size_t M : {1, 4, 16, 64}) {
-        for (MatMulBackend b : backends) BenchMatMul(pool, mach, "decode", M, d, d, dt, b, quick);
-      }
+      for (size_t M : {1, 4, 16, 64}) BenchMatMul(pool, "decode", M, d, d, dt, quick, cold);
     }
     for (size_t M : {1, 2, 4, 8, 16, 32}) {
-      for (MatMulBackend b : backends) BenchMatMul(pool, mach, "expert", M, 2048, 1408, dt, b, quick);
+      BenchMatMul(pool, "expert", M, 2048, 1408, dt, quick, cold);
     }
-    for (MatMulBackend b : backends) {
-      BenchMatMul(pool, mach, "prefill", 512, 2048, quick ? 512 : 2048, dt, b, quick);
-    }
+    BenchMatMul(pool, "prefill", 512, 2048, quick ? 512 : 2048, dt, quick, cold);
   }
   return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "common/thread_pool.h"
 #include "engine/kernels/kernels.h"
+#include "hwy/cache_control.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 
@@ -464,74 +465,131 @@ void ScaleImpl(float alpha, float* x, size_t n) { ScaleF(alpha, x, n); }
 
 // ---- paged attention -------------------------------------------------------------
 
-// One token × one kv head: every q head of the GQA group, online softmax over
-// the token's context one block at a time (one rescale per block).
+// Prefetches n rows of `row_bytes` bytes, `stride_bytes` apart: the next
+// block's slice for one kv head is 16-ish short rows a token stride apart,
+// a pattern the hardware prefetchers pick up too late.
+HWY_INLINE void PrefetchRows(const void* base, size_t n, size_t row_bytes,
+                             size_t stride_bytes) {
+  const char* p = static_cast<const char*>(base);
+  for (size_t j = 0; j < n; ++j) {
+    for (size_t off = 0; off < row_bytes; off += 64) hwy::Prefetch(p + j * stride_bytes + off);
+  }
+}
+
+// One token × kv heads [kvh0, kvh1) with every q head of their GQA groups
+// (each key/value row is read once per group), online softmax over the
+// token's context one block at a time (one rescale per block and head).
+// Blocks are the outer loop so a block's rows for all of the chunk's heads
+// (contiguous within each token) are consumed together: per-head passes
+// would touch one 4 KiB page per key and thrash the TLB on long contexts.
+// scratch: [group * block_tokens + 2 * num_q_heads] floats.
 template <typename TKV>
 void AttentionTask(const PagedAttentionArgs& a, const PagedKvView& kv,
-                   size_t t, size_t kvh, float* HWY_RESTRICT scores) {
+                   size_t t, size_t kvh0, size_t kvh1, float* HWY_RESTRICT scratch) {
   const PagedKvLayout& L = kv.layout;
   const size_t group = a.num_q_heads / L.num_kv_heads;
+  const size_t bt = L.block_tokens;
   const size_t qk_dim = L.k_head_dim;
   const size_t v_dim = kv.VDim();
-  const TKV* k_base = static_cast<const TKV*>(kv.k) + kvh * qk_dim;
+  const TKV* k_base = static_cast<const TKV*>(kv.k);
   const TKV* v_base;
-  size_t v_token_stride;
+  size_t v_token_stride, v_head_stride;
   if (kv.v_aliases_k) {
     v_base = k_base;
     v_token_stride = L.KTokenStride();
+    v_head_stride = qk_dim;
   } else {
-    v_base = static_cast<const TKV*>(kv.v) + kvh * L.v_head_dim;
+    v_base = static_cast<const TKV*>(kv.v);
     v_token_stride = L.VTokenStride();
+    v_head_stride = L.v_head_dim;
   }
-  const size_t v_block_stride = L.block_tokens * v_token_stride;
+  const size_t v_block_stride = bt * v_token_stride;
   const SeqBlockTable& table = a.seqs[a.token_seq[t]];
   const size_t ctx = static_cast<size_t>(a.token_pos[t]) + 1;
+  const size_t num_blocks = (ctx + bt - 1) / bt;
+  const size_t heads = (kvh1 - kvh0) * group;  // q heads in this task
 
-  for (size_t g = 0; g < group; ++g) {
-    const size_t h = kvh * group + g;
-    const float* q = a.q + t * a.q_token_stride + h * qk_dim;
-    float* out = a.out + t * a.out_token_stride + h * v_dim;
-    std::fill(out, out + v_dim, 0.0f);
-    float m = -INFINITY, l = 0.0f;
-    for (size_t b = 0; b * L.block_tokens < ctx; ++b) {
-      const size_t block = static_cast<size_t>(table.blocks[b]);
-      const size_t n_in = std::min(L.block_tokens, ctx - b * L.block_tokens);
-      const TKV* kb = k_base + block * L.KBlockStride();
-      const TKV* vb = v_base + block * v_block_stride;
-      float bmax = -INFINITY;
-      for (size_t j = 0; j < n_in; ++j) {
-        scores[j] = a.scale * DotT(q, kb + j * L.KTokenStride(), qk_dim);
-        bmax = std::max(bmax, scores[j]);
-      }
-      const float m_new = std::max(m, bmax);
-      if (m_new > m) {
-        const float corr = std::exp(m - m_new);  // 0 on the first block
-        ScaleF(corr, out, v_dim);
-        l *= corr;
-        m = m_new;
-      }
-      for (size_t j = 0; j < n_in; ++j) {
-        const float p = std::exp(scores[j] - m);
-        l += p;
-        AxpyT(p, vb + j * v_token_stride, out, v_dim);
+  float* scores = scratch;          // [group, bt]
+  float* m = scratch + group * bt;  // [heads] running max
+  float* l = m + heads;             // [heads] running denominator
+  const float* q0 = a.q + t * a.q_token_stride + kvh0 * group * qk_dim;
+  float* out0 = a.out + t * a.out_token_stride + kvh0 * group * v_dim;
+  std::fill(out0, out0 + heads * v_dim, 0.0f);
+  std::fill(m, m + heads, -INFINITY);
+  std::fill(l, l + heads, 0.0f);
+  for (size_t b = 0; b < num_blocks; ++b) {
+    const size_t block = static_cast<size_t>(table.blocks[b]);
+    const size_t n_in = std::min(bt, ctx - b * bt);
+    if (b + 1 < num_blocks) {
+      const size_t next = static_cast<size_t>(table.blocks[b + 1]);
+      const size_t n_next = std::min(bt, ctx - (b + 1) * bt);
+      PrefetchRows(k_base + next * L.KBlockStride() + kvh0 * qk_dim, n_next,
+                   (kvh1 - kvh0) * qk_dim * sizeof(TKV), L.KTokenStride() * sizeof(TKV));
+      if (!kv.v_aliases_k) {
+        PrefetchRows(v_base + next * v_block_stride + kvh0 * v_head_stride, n_next,
+                     (kvh1 - kvh0) * v_head_stride * sizeof(TKV),
+                     v_token_stride * sizeof(TKV));
       }
     }
-    ScaleF(1.0f / l, out, v_dim);
+    for (size_t kvh = kvh0; kvh < kvh1; ++kvh) {
+      const TKV* kb = k_base + block * L.KBlockStride() + kvh * qk_dim;
+      const TKV* vb = v_base + block * v_block_stride + kvh * v_head_stride;
+      const size_t h0 = (kvh - kvh0) * group;  // first q head, task-relative
+      const float* q = q0 + h0 * qk_dim;
+      float* out = out0 + h0 * v_dim;
+      for (size_t j = 0; j < n_in; ++j) {
+        const TKV* kj = kb + j * L.KTokenStride();
+        for (size_t g = 0; g < group; ++g) {
+          scores[g * bt + j] = a.scale * DotT(q + g * qk_dim, kj, qk_dim);
+        }
+      }
+      for (size_t g = 0; g < group; ++g) {
+        float* sg = scores + g * bt;
+        float bmax = -INFINITY;
+        for (size_t j = 0; j < n_in; ++j) bmax = std::max(bmax, sg[j]);
+        if (bmax > m[h0 + g]) {
+          const float corr = std::exp(m[h0 + g] - bmax);  // 0 on the first block
+          ScaleF(corr, out + g * v_dim, v_dim);
+          l[h0 + g] *= corr;
+          m[h0 + g] = bmax;
+        }
+        for (size_t j = 0; j < n_in; ++j) {
+          sg[j] = std::exp(sg[j] - m[h0 + g]);
+          l[h0 + g] += sg[j];
+        }
+      }
+      for (size_t j = 0; j < n_in; ++j) {
+        const TKV* vj = vb + j * v_token_stride;
+        for (size_t g = 0; g < group; ++g) {
+          AxpyT(scores[g * bt + j], vj, out + g * v_dim, v_dim);
+        }
+      }
+    }
   }
+  for (size_t h = 0; h < heads; ++h) ScaleF(1.0f / l[h], out0 + h * v_dim, v_dim);
 }
 
 void PagedAttentionImpl(const PagedAttentionArgs& a, const PagedKvView& kv,
                         ThreadPool& pool) {
   const size_t kv_heads = kv.layout.num_kv_heads;
-  const size_t bt = kv.layout.block_tokens;
-  pool.ParallelFor(a.num_tokens * kv_heads, [&](size_t task, size_t) {
-    thread_local std::vector<float> scores;
-    if (scores.size() < bt) scores.resize(bt);
-    const size_t t = task / kv_heads, kvh = task % kv_heads;
+  const size_t group = a.num_q_heads / kv_heads;
+  // Split kv heads only as far as needed to keep every worker busy (decode
+  // of a single sequence); otherwise one task per token.
+  const size_t want_tasks = 2 * pool.NumWorkers();
+  const size_t chunks = std::clamp<size_t>((want_tasks + a.num_tokens - 1) / a.num_tokens,
+                                           1, kv_heads);
+  const size_t chunk = (kv_heads + chunks - 1) / chunks;
+  const size_t num_chunks = (kv_heads + chunk - 1) / chunk;
+  const size_t scratch_floats = group * kv.layout.block_tokens + 2 * a.num_q_heads;
+  pool.ParallelFor(a.num_tokens * num_chunks, [&](size_t task, size_t) {
+    thread_local std::vector<float> scratch;
+    if (scratch.size() < scratch_floats) scratch.resize(scratch_floats);
+    const size_t t = task / num_chunks, c = task % num_chunks;
+    const size_t kvh0 = c * chunk, kvh1 = std::min(kv_heads, kvh0 + chunk);
     if (kv.layout.dtype == KvDType::kF32) {
-      AttentionTask<float>(a, kv, t, kvh, scores.data());
+      AttentionTask<float>(a, kv, t, kvh0, kvh1, scratch.data());
     } else {
-      AttentionTask<hwy::bfloat16_t>(a, kv, t, kvh, scores.data());
+      AttentionTask<hwy::bfloat16_t>(a, kv, t, kvh0, kvh1, scratch.data());
     }
   });
 }
