@@ -1,0 +1,181 @@
+#include "engine/forward/attention.h"
+
+#include <vector>
+
+namespace expertserve::engine {
+namespace {
+
+using kernels::MatMul;
+using kernels::MatMulArgs;
+
+const float* BiasOrNull(const std::vector<float>& b) {
+  return b.empty() ? nullptr : b.data();
+}
+
+kernels::RopeLayout DeepseekRopeLayout(const ModelConfig& c) {
+  return c.rope_interleave ? kernels::RopeLayout::kInterleaved
+                           : kernels::RopeLayout::kNeox;
+}
+
+void StandardAttention(const LayerContext& ctx, int64_t layer,
+                       const AttentionWeights& w, const float* x, float* out) {
+  const ModelConfig& c = ctx.config;
+  const size_t T = ctx.batch.num_tokens();
+  const size_t H = static_cast<size_t>(c.hidden_size);
+  const size_t nh = static_cast<size_t>(c.num_attention_heads);
+  const size_t nkv = static_cast<size_t>(c.num_key_value_heads);
+  const size_t hd = static_cast<size_t>(c.head_dim);
+  const size_t half = static_cast<size_t>(c.RotaryDim() / 2);
+
+  std::vector<float> q(T * nh * hd), k(T * nkv * hd), v(T * nkv * hd);
+  MatMul(x, T, H, w.q, nh * hd, BiasOrNull(w.q_bias), q.data(), ctx.pool);
+  MatMul(x, T, H, w.k, nkv * hd, BiasOrNull(w.k_bias), k.data(), ctx.pool);
+  MatMul(x, T, H, w.v, nkv * hd, BiasOrNull(w.v_bias), v.data(), ctx.pool);
+  if (w.q_norm.data != nullptr) {  // Qwen3: per-head RMSNorm before RoPE
+    const float eps = static_cast<float>(c.rms_norm_eps);
+    kernels::RMSNorm(q.data(), T * nh, hd, w.q_norm, eps, q.data());
+    kernels::RMSNorm(k.data(), T * nkv, hd, w.k_norm, eps, k.data());
+  }
+  kernels::PagedKvStore store = ctx.kv.Layer(static_cast<size_t>(layer));
+  for (size_t t = 0; t < T; ++t) {
+    const float* cos = ctx.rope_cos.data() + t * half;
+    const float* sin = ctx.rope_sin.data() + t * half;
+    kernels::ApplyRope(q.data() + t * nh * hd, nh, hd, 2 * half, cos, sin,
+                       kernels::RopeLayout::kNeox);
+    kernels::ApplyRope(k.data() + t * nkv * hd, nkv, hd, 2 * half, cos, sin,
+                       kernels::RopeLayout::kNeox);
+    kernels::WriteKv(store, ctx.seq_tables[ctx.batch.token_seq[t]],
+                     static_cast<size_t>(ctx.batch.positions[t]),
+                     k.data() + t * nkv * hd, v.data() + t * nkv * hd);
+  }
+  std::vector<float> attn(T * nh * hd);
+  kernels::PagedAttentionArgs args;
+  args.q = q.data();
+  args.q_token_stride = nh * hd;
+  args.num_tokens = T;
+  args.num_q_heads = nh;
+  args.token_seq = ctx.batch.token_seq.data();
+  args.token_pos = ctx.batch.positions.data();
+  args.seqs = ctx.seq_tables.data();
+  args.num_seqs = ctx.seq_tables.size();
+  args.scale = ctx.softmax_scale;
+  args.out = attn.data();
+  args.out_token_stride = nh * hd;
+  kernels::PagedAttention(args, store.View(), ctx.pool);
+  MatMul(attn.data(), T, nh * hd, w.o, H, BiasOrNull(w.o_bias), out, ctx.pool);
+}
+
+// DeepSeek MLA with the latent cache. Per head h, with c_t the normalised
+// latent and W_uk_h / W_uv_h the key / value halves of kv_b_proj:
+//   q_nope·k_nope = (W_uk_h^T q_nope)·c_t   and   v = W_uv_h Σ p_t c_t,
+// so attention runs over [c_t, k_pe_t] with one shared "kv head".
+void LatentAttention(const LayerContext& ctx, int64_t layer,
+                     const AttentionWeights& w, const float* x, float* out) {
+  const ModelConfig& c = ctx.config;
+  const size_t T = ctx.batch.num_tokens();
+  const size_t H = static_cast<size_t>(c.hidden_size);
+  const size_t nh = static_cast<size_t>(c.num_attention_heads);
+  const size_t nope = static_cast<size_t>(c.qk_nope_head_dim);
+  const size_t rope = static_cast<size_t>(c.qk_rope_head_dim);
+  const size_t vd = static_cast<size_t>(c.v_head_dim);
+  const size_t rank = static_cast<size_t>(c.kv_lora_rank);
+  const size_t qk = nope + rope;
+  const size_t half = rope / 2;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const kernels::RopeLayout layout = DeepseekRopeLayout(c);
+
+  std::vector<float> q(T * nh * qk);
+  if (c.q_lora_rank) {
+    const size_t qr = static_cast<size_t>(*c.q_lora_rank);
+    std::vector<float> qa(T * qr);
+    MatMul(x, T, H, w.q_a, qr, nullptr, qa.data(), ctx.pool);
+    kernels::RMSNorm(qa.data(), T, qr, w.q_a_norm, eps, qa.data());
+    MatMul(qa.data(), T, qr, w.q_b, nh * qk, nullptr, q.data(), ctx.pool);
+  } else {
+    MatMul(x, T, H, w.q, nh * qk, nullptr, q.data(), ctx.pool);
+  }
+  // latent[t] = [kv_a_layernorm(c_t), rope(k_pe_t)]: exactly what is cached.
+  std::vector<float> latent(T * (rank + rope));
+  MatMul(x, T, H, w.kv_a, rank + rope, nullptr, latent.data(), ctx.pool);
+  kernels::PagedKvStore store = ctx.kv.Layer(static_cast<size_t>(layer));
+  for (size_t t = 0; t < T; ++t) {
+    float* lt = latent.data() + t * (rank + rope);
+    kernels::RMSNorm(lt, 1, rank, w.kv_a_norm, eps, lt);
+    const float* cos = ctx.rope_cos.data() + t * half;
+    const float* sin = ctx.rope_sin.data() + t * half;
+    kernels::ApplyRope(lt + rank, 1, rope, rope, cos, sin, layout);
+    kernels::ApplyRope(q.data() + t * nh * qk + nope, nh, qk, rope, cos, sin,
+                       layout);
+    kernels::WriteKv(store, ctx.seq_tables[ctx.batch.token_seq[t]],
+                     static_cast<size_t>(ctx.batch.positions[t]), lt, nullptr);
+  }
+  // Absorbed query: [T, nh, rank + rope] = [W_uk_h^T q_nope, q_pe].
+  const size_t qa_dim = rank + rope;
+  std::vector<float> q_abs(T * nh * qa_dim);
+  for (size_t h = 0; h < nh; ++h) {
+    MatMulArgs a;
+    a.x = q.data() + h * qk;
+    a.x_stride = nh * qk;
+    a.M = T;
+    a.K = nope;
+    a.w = kernels::WeightRef{w.w_uk_t.data() + h * rank * nope,
+                             kernels::DType::kF32};
+    a.N = rank;
+    a.y = q_abs.data() + h * qa_dim;
+    a.y_stride = nh * qa_dim;
+    MatMul(a, ctx.pool);
+    for (size_t t = 0; t < T; ++t) {
+      const float* src = q.data() + t * nh * qk + h * qk + nope;
+      float* dst = q_abs.data() + t * nh * qa_dim + h * qa_dim + rank;
+      for (size_t i = 0; i < rope; ++i) dst[i] = src[i];
+    }
+  }
+  std::vector<float> o_latent(T * nh * rank);
+  kernels::PagedKvView view = store.View();
+  view.v_aliases_k = true;
+  view.v_read_dim = rank;
+  kernels::PagedAttentionArgs args;
+  args.q = q_abs.data();
+  args.q_token_stride = nh * qa_dim;
+  args.num_tokens = T;
+  args.num_q_heads = nh;
+  args.token_seq = ctx.batch.token_seq.data();
+  args.token_pos = ctx.batch.positions.data();
+  args.seqs = ctx.seq_tables.data();
+  args.num_seqs = ctx.seq_tables.size();
+  args.scale = ctx.softmax_scale;
+  args.out = o_latent.data();
+  args.out_token_stride = nh * rank;
+  kernels::PagedAttention(args, view, ctx.pool);
+  // v_h = W_uv_h o_h, with W_uv_h = rows [h*(nope+v)+nope, +v) of kv_b_proj.
+  std::vector<float> values(T * nh * vd);
+  const size_t elem = kernels::DTypeSize(w.kv_b.dtype);
+  for (size_t h = 0; h < nh; ++h) {
+    MatMulArgs a;
+    a.x = o_latent.data() + h * rank;
+    a.x_stride = nh * rank;
+    a.M = T;
+    a.K = rank;
+    a.w = kernels::WeightRef{static_cast<const char*>(w.kv_b.data) +
+                                 (h * (nope + vd) + nope) * rank * elem,
+                             w.kv_b.dtype};
+    a.N = vd;
+    a.y = values.data() + h * vd;
+    a.y_stride = nh * vd;
+    MatMul(a, ctx.pool);
+  }
+  MatMul(values.data(), T, nh * vd, w.o, H, nullptr, out, ctx.pool);
+}
+
+}  // namespace
+
+void AttentionForward(const LayerContext& ctx, int64_t layer,
+                      const AttentionWeights& w, const float* x, float* out) {
+  if (ctx.config.mla) {
+    LatentAttention(ctx, layer, w, x, out);
+  } else {
+    StandardAttention(ctx, layer, w, x, out);
+  }
+}
+
+}  // namespace expertserve::engine
