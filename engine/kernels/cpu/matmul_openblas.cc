@@ -8,16 +8,17 @@
 
 namespace expertserve::kernels {
 
-// Measured with expertserve-bench-kernels (README.md): the Highway kernel
-// streams weights once and wins clearly for M < 16 (decode and small expert
-// GEMMs, 2-6x over sgemm at M = 1, whose packing does not amortise); from
-// M = 16 on OpenBLAS's packed, register-blocked sgemm wins (1.2-1.8x at
-// prefill), even counting the BF16 -> F32 widening it needs.
-constexpr size_t kOpenBlasMinM = 16;
-
+// Measured with expertserve-bench-kernels, backends interleaved in one run
+// (README.md): the Highway kernel streams the weights once and wins clearly
+// for M <= 8 (1.3-12x; sgemm's packing does not amortise over so few rows).
+// M = 16 is a tie, where 16-bit weights stay on Highway because OpenBLAS
+// would first need a widened f32 copy. From there on OpenBLAS's packed,
+// register-blocked sgemm wins (1.2-1.8x at M = 64 and prefill, 3.6x for a
+// BF16 expert at M = 32) even counting that widening.
 MatMulBackend ChooseMatMulBackend(const MatMulArgs& args) {
-  return args.M >= kOpenBlasMinM ? MatMulBackend::kOpenBlas
-                                 : MatMulBackend::kHighway;
+  const size_t highway_max_m = args.w.dtype == DType::kF32 ? 15 : 16;
+  return args.M <= highway_max_m ? MatMulBackend::kHighway
+                                 : MatMulBackend::kOpenBlas;
 }
 
 namespace internal {
