@@ -129,7 +129,7 @@ class BpeModel {
   absl::Status MergeWord(std::string_view s, std::vector<TokenId>* out) const;
 
   absl::flat_hash_map<uint64_t, MergeInfo> merges_;
-  static constexpr size_t kSmallCp = 0x800;
+  static constexpr size_t kSmallCp = 0x10000;  // the whole BMP: 256 KiB
   std::vector<TokenId> small_cp_ids_;      // [kSmallCp] id of the 1-char token, -1
   std::array<TokenId, 256> byte_fallback_ids_{};  // id of "<0xXX>", -1
 
