@@ -1,8 +1,11 @@
 #include "engine/model/weight_manifest.h"
 
+#include <set>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace expertserve::engine {
 namespace {
@@ -174,6 +177,46 @@ int64_t ActiveParameters(const ModelConfig& c) {
     n -= per_expert * (c.num_experts - c.num_experts_per_tok);
   }
   return n;
+}
+
+absl::StatusOr<std::vector<std::string>> ValidateCheckpointTensors(
+    const ModelConfig& config, const checkpoint::Checkpoint& checkpoint) {
+  constexpr size_t kMaxListed = 8;
+  std::vector<std::string> problems;
+  size_t num_problems = 0;
+  std::set<std::string> expected;
+  for (const TensorSpec& t : ExpectedTensors(config)) {
+    expected.insert(t.name);
+    checkpoint::TensorView v = checkpoint.Find(t.name);
+    std::string problem;
+    if (v.info == nullptr) {
+      problem = absl::StrCat("missing tensor ", t.name, " [",
+                             absl::StrJoin(t.shape, ", "), "]");
+    } else if (v.info->shape != t.shape) {
+      problem = absl::StrCat("tensor ", t.name, " has shape [",
+                             absl::StrJoin(v.info->shape, ", "),
+                             "], the config needs [",
+                             absl::StrJoin(t.shape, ", "), "]");
+    }
+    if (!problem.empty()) {
+      if (problems.size() < kMaxListed) problems.push_back(std::move(problem));
+      ++num_problems;
+    }
+  }
+  if (num_problems > 0) {
+    std::string more =
+        num_problems > problems.size()
+            ? absl::StrCat("; and ", num_problems - problems.size(), " more")
+            : "";
+    return absl::DataLossError(absl::StrCat(
+        "checkpoint ", checkpoint.dir().string(), " does not match its ",
+        "config.json: ", absl::StrJoin(problems, "; "), more));
+  }
+  std::vector<std::string> unexpected;
+  for (const std::string& name : checkpoint.TensorNames()) {
+    if (expected.count(name) == 0) unexpected.push_back(name);
+  }
+  return unexpected;
 }
 
 }  // namespace expertserve::engine

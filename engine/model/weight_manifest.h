@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "checkpoint/safetensors.h"
 #include "engine/model/model_config.h"
 
 namespace expertserve::engine {
@@ -56,6 +58,17 @@ int64_t TotalParameters(const ModelConfig& config);
 // Parameters touched per token: everything except the routed experts that a
 // token does not select (num_experts - num_experts_per_tok per MoE layer).
 int64_t ActiveParameters(const ModelConfig& config);
+
+// Checks that `checkpoint` holds every tensor of ExpectedTensors(config) with
+// its exact shape. A missing or mis-shaped tensor is kDataLoss naming the
+// tensor, the expected and the found shape (the first few problems are all
+// listed). Returns the names of tensors the config does not use (e.g.
+// DeepSeek-V3's multi-token-prediction layer), sorted, for the caller to
+// report or reject. dtypes are not constrained here: the reader accepts only
+// F32/F16/BF16, and real checkpoints mix them (V3 keeps
+// e_score_correction_bias in F32).
+absl::StatusOr<std::vector<std::string>> ValidateCheckpointTensors(
+    const ModelConfig& config, const checkpoint::Checkpoint& checkpoint);
 
 }  // namespace expertserve::engine
 

@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 
+#include "checkpoint/safetensors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fixtures/status_matchers.h"
@@ -13,7 +14,9 @@
 namespace expertserve::engine {
 namespace {
 
+using ::expertserve::testing::StatusIs;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 ModelConfig Load(const std::string& name) {
@@ -193,6 +196,70 @@ TEST(WeightManifestTest, RolesAreConsistent) {
   }
   EXPECT_EQ(routed, 26 * 64 * 3);
   EXPECT_EQ(gates, 26);
+}
+
+// Writes `specs` (zeros, F32) with checkpoint::WriteCheckpointTensors.
+void WriteZeros(const std::filesystem::path& dir,
+                const std::vector<TensorSpec>& specs) {
+  std::vector<std::vector<std::byte>> data;
+  std::vector<checkpoint::TensorToWrite> tensors;
+  data.reserve(specs.size());
+  for (const TensorSpec& t : specs) {
+    data.emplace_back(t.num_elements() * 4);
+    tensors.push_back({t.name, checkpoint::DType::kF32, t.shape, data.back()});
+  }
+  ASSERT_TRUE(checkpoint::WriteCheckpointTensors(dir, tensors, 1 << 30).ok());
+}
+
+TEST(ValidateCheckpointTensorsTest, NamesMissingMisShapedAndExtraTensors) {
+  auto c = ParseModelConfig(R"({"model_type": "qwen2_moe", "vocab_size": 32,
+      "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 2,
+      "num_attention_heads": 2, "num_key_value_heads": 1, "num_experts": 4,
+      "num_experts_per_tok": 2, "moe_intermediate_size": 4,
+      "shared_expert_intermediate_size": 8})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const char* tmp_env = std::getenv("TEST_TMPDIR");
+  std::string tmpl = (std::filesystem::path(tmp_env ? tmp_env : "/tmp") /
+                      "manifest_test_XXXXXX").string();
+  const std::filesystem::path dir = mkdtemp(tmpl.data());
+  std::vector<TensorSpec> specs = ExpectedTensors(*c);
+
+  WriteZeros(dir, specs);
+  auto ckpt = checkpoint::Checkpoint::Open(dir);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  auto extra = ValidateCheckpointTensors(*c, **ckpt);
+  ASSERT_TRUE(extra.ok()) << extra.status();
+  EXPECT_THAT(*extra, IsEmpty());
+
+  // An extra tensor is reported, not fatal.
+  std::vector<TensorSpec> more = specs;
+  more.push_back({"model.layers.9.mtp.weight", {2}});
+  WriteZeros(dir, more);
+  ckpt = checkpoint::Checkpoint::Open(dir);
+  ASSERT_TRUE(ckpt.ok());
+  extra = ValidateCheckpointTensors(*c, **ckpt);
+  ASSERT_TRUE(extra.ok());
+  EXPECT_THAT(*extra, ElementsAre("model.layers.9.mtp.weight"));
+
+  // Missing and mis-shaped tensors are named.
+  std::vector<TensorSpec> broken;
+  for (TensorSpec t : specs) {
+    if (t.name == "model.layers.1.mlp.experts.3.up_proj.weight") continue;
+    if (t.name == "model.layers.0.self_attn.k_proj.bias") t.shape = {8};
+    broken.push_back(t);
+  }
+  WriteZeros(dir, broken);
+  ckpt = checkpoint::Checkpoint::Open(dir);
+  ASSERT_TRUE(ckpt.ok());
+  EXPECT_THAT(
+      ValidateCheckpointTensors(*c, **ckpt).status(),
+      StatusIs(absl::StatusCode::kDataLoss,
+               ::testing::AllOf(
+                   HasSubstr("tensor model.layers.0.self_attn.k_proj.bias has "
+                             "shape [8], the config needs [4]"),
+                   HasSubstr("missing tensor "
+                             "model.layers.1.mlp.experts.3.up_proj.weight [4, 8]"))));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
