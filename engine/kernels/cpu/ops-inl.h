@@ -294,7 +294,11 @@ void MatMulT(const MatMulArgs& a, const TW* w, ThreadPool& pool) {
     kc = std::max<size_t>(256, (49152 / m_tile) / 64 * 64);
     if (kc >= K) kc = K;
   }
-  const bool use_pack = !std::is_same_v<TW, float> && m_tile > 2;
+  // Widen 16-bit strips once when more than 4 x rows reuse them; up to 4 rows
+  // promoting in registers is cheaper than a store and reloads. The packed
+  // strip ([4, kc] floats) is kept within 16 KiB so it stays in L1.
+  const bool use_pack = !std::is_same_v<TW, float> && m_tile > 4;
+  if (use_pack) kc = std::min<size_t>(kc, 1024);
   pool.ParallelFor(m_tiles * n_tiles, [&](size_t task, size_t /*worker*/) {
     const size_t mt = task / n_tiles, nt = task % n_tiles;
     const size_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile);
@@ -401,6 +405,23 @@ void SiluMulImpl(const float* gate, const float* up, size_t n, float* out) {
   }
 }
 
+// x[i] = exp(x[i] - mx) for i < n; returns Σ x[i]. Requires x[i] <= mx.
+HWY_INLINE float ExpShiftedSum(float* HWY_RESTRICT x, size_t n, float mx) {
+  const DF df;
+  const size_t NL = hn::Lanes(df);
+  const VF vmx = hn::Set(df, mx);
+  VF vsum = hn::Zero(df);
+  size_t i = 0;
+  for (; i + NL <= n; i += NL) {
+    const VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, x + i), vmx));
+    vsum = hn::Add(vsum, e);
+    hn::StoreU(e, df, x + i);
+  }
+  float sum = ReduceSum(df, vsum);
+  for (; i < n; ++i) sum += (x[i] = std::exp(x[i] - mx));
+  return sum;
+}
+
 void SoftmaxImpl(float* x, size_t n) {
   if (n == 0) return;
   const DF df;
@@ -413,16 +434,7 @@ void SoftmaxImpl(float* x, size_t n) {
     mx = hn::GetLane(hn::MaxOfLanes(df, vmax));
   }
   for (; i < n; ++i) mx = std::max(mx, x[i]);
-  const VF vmx = hn::Set(df, mx);
-  VF vsum = hn::Zero(df);
-  for (i = 0; i + NL <= n; i += NL) {
-    const VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, x + i), vmx));
-    vsum = hn::Add(vsum, e);
-    hn::StoreU(e, df, x + i);
-  }
-  float sum = ReduceSum(df, vsum);
-  for (; i < n; ++i) sum += (x[i] = std::exp(x[i] - mx));
-  ScaleF(1.0f / sum, x, n);
+  ScaleF(1.0f / ExpShiftedSum(x, n, mx), x, n);
 }
 
 void RopeImpl(float* x, size_t num_heads, size_t head_stride, size_t rot_dim,
@@ -553,10 +565,7 @@ void AttentionTask(const PagedAttentionArgs& a, const PagedKvView& kv,
           l[h0 + g] *= corr;
           m[h0 + g] = bmax;
         }
-        for (size_t j = 0; j < n_in; ++j) {
-          sg[j] = std::exp(sg[j] - m[h0 + g]);
-          l[h0 + g] += sg[j];
-        }
+        l[h0 + g] += ExpShiftedSum(sg, n_in, m[h0 + g]);
       }
       for (size_t j = 0; j < n_in; ++j) {
         const TKV* vj = vb + j * v_token_stride;
