@@ -264,6 +264,23 @@ TEST(MkmodelTest, WeightStatisticsKeepActivationsOrderOne) {
   }
 }
 
+TEST(MkmodelTest, TiedEmbeddingsDropTheLmHead) {
+  TempDir tmp;
+  ModelOptions o = Tiny("qwen2");
+  o.tie_embeddings = true;
+  ASSERT_THAT(WriteModel(o, tmp.path()), IsOk());
+  ES_ASSERT_OK_AND_ASSIGN(ModelConfig c, engine::LoadModelConfig(tmp.path()));
+  EXPECT_TRUE(c.tie_word_embeddings);
+  auto stored = ReadCheckpoint(tmp.path());
+  EXPECT_EQ(stored.count("lm_head.weight"), 0u);
+  ExpectMatchesManifest(tmp.path(), DType::kF32);
+  // Small rows: a unit-scale tied embedding would make each token predict
+  // itself.
+  double mean, stddev;
+  MeanStd(ToFloats(stored["model.embed_tokens.weight"]), &mean, &stddev);
+  EXPECT_NEAR(stddev * std::sqrt(double(c.hidden_size)), 1.0, 0.05);
+}
+
 TEST(MkmodelTest, ShardedCheckpointHasAConsistentIndex) {
   TempDir tmp;
   ModelOptions o = Tiny("deepseek_v3", DType::kBF16);

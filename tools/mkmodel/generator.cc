@@ -319,12 +319,17 @@ Json ConfigJson(const Resolved& r, const GeneratedTokenizer& tok,
 // Standard deviation and mean of a tensor's initial values, chosen so that
 // activations stay O(1) through the layers, routing varies between tokens and
 // logits are spread enough that greedy decoding does not collapse.
-void InitParams(const TensorSpec& t, int64_t hidden, double* mean,
+void InitParams(const TensorSpec& t, int64_t hidden, bool tied, double* mean,
                 double* stddev) {
   const double in = t.shape.size() == 2 ? static_cast<double>(t.shape[1]) : 1.0;
   *mean = 0.0;
   switch (t.role) {
-    case TensorRole::kEmbedding: *stddev = 1.0; break;
+    // Tied: the embedding is also the lm_head, and unit-scale rows would
+    // make every token predict itself; small rows leave the logits to what
+    // the layers computed.
+    case TensorRole::kEmbedding:
+      *stddev = tied ? 1.0 / std::sqrt(static_cast<double>(hidden)) : 1.0;
+      break;
     case TensorRole::kLmHead: *stddev = 2.0 / std::sqrt(in); break;
     case TensorRole::kNorm: *mean = 1.0; *stddev = 0.1; break;
     case TensorRole::kBias: *stddev = 0.1; break;
@@ -335,13 +340,13 @@ void InitParams(const TensorSpec& t, int64_t hidden, double* mean,
     case TensorRole::kRoutedExpert:
     case TensorRole::kSharedExpert: *stddev = 1.0 / std::sqrt(in); break;
   }
-  (void)hidden;
 }
 
 std::vector<std::byte> GenerateTensor(const TensorSpec& t, uint64_t seed,
-                                      int64_t hidden, checkpoint::DType dtype) {
+                                      const ModelConfig& config,
+                                      checkpoint::DType dtype) {
   double mean = 0, stddev = 1;
-  InitParams(t, hidden, &mean, &stddev);
+  InitParams(t, config.hidden_size, config.tie_word_embeddings, &mean, &stddev);
   SplitMix64 rng = StreamFor(seed, t.name);
   const size_t n = static_cast<size_t>(t.num_elements());
   std::vector<float> values(n);
@@ -389,7 +394,7 @@ absl::Status MakeDir(const std::filesystem::path& dir) {
 // checkpoint::WriteCheckpointTensors in one piece; big ones are generated and
 // written one shard at a time so memory stays bounded.
 absl::Status WriteTensors(const std::vector<TensorSpec>& specs, uint64_t seed,
-                          int64_t hidden, checkpoint::DType dtype,
+                          const ModelConfig& config, checkpoint::DType dtype,
                           uint64_t max_shard_bytes,
                           const std::filesystem::path& dir,
                           const ProgressFn& progress) {
@@ -402,7 +407,7 @@ absl::Status WriteTensors(const std::vector<TensorSpec>& specs, uint64_t seed,
     data.reserve(specs.size());
     std::vector<checkpoint::TensorToWrite> tensors;
     for (const TensorSpec& t : specs) {
-      data.push_back(GenerateTensor(t, seed, hidden, dtype));
+      data.push_back(GenerateTensor(t, seed, config, dtype));
       tensors.push_back({t.name, dtype, t.shape, data.back()});
     }
     return checkpoint::WriteCheckpointTensors(
@@ -442,10 +447,16 @@ absl::Status WriteTensors(const std::vector<TensorSpec>& specs, uint64_t seed,
     std::vector<checkpoint::TensorToWrite> tensors;
     data.reserve(shards[s].second - shards[s].first);
     for (size_t i = shards[s].first; i < shards[s].second; ++i) {
-      data.push_back(GenerateTensor(specs[i], seed, hidden, dtype));
+      data.push_back(GenerateTensor(specs[i], seed, config, dtype));
       tensors.push_back({specs[i].name, dtype, specs[i].shape, data.back()});
       weight_map[specs[i].name] = file;
+      const uint64_t before = written;
       written += data.back().size();
+      constexpr uint64_t kStep = 256ull << 20;
+      if (progress && written / kStep != before / kStep) {
+        progress(absl::StrFormat("  generated %.0f / %.0f MiB", written / 1048576.0,
+                                 total / 1048576.0));
+      }
     }
     ES_RETURN_IF_ERROR(checkpoint::WriteSafetensors(dir / file, tensors));
     if (progress) {
@@ -508,8 +519,8 @@ absl::Status WriteModel(const ModelOptions& options,
         engine::TotalParameters(config) / 1e6,
         engine::ActiveParameters(config) / 1e6, out_dir.string()));
   }
-  return WriteTensors(engine::ExpectedTensors(config), options.seed,
-                      config.hidden_size, options.dtype,
+  return WriteTensors(engine::ExpectedTensors(config), options.seed, config,
+                      options.dtype,
                       options.max_shard_bytes, out_dir, progress);
 }
 
@@ -592,7 +603,7 @@ absl::Status WriteAdapter(const std::filesystem::path& base_dir,
               {"shared_experts", options.shared_experts},
               {"non_expert_modules", false}};
   ES_RETURN_IF_ERROR(WriteJson(out_dir / "expert_cfg.json", cfg));
-  return WriteTensors(specs, seed, config.hidden_size, dtype,
+  return WriteTensors(specs, seed, config, dtype,
                       options.max_shard_bytes, out_dir, nullptr);
 }
 
