@@ -10,15 +10,16 @@ namespace expertserve::kernels {
 
 // Measured with expertserve-bench-kernels, backends interleaved in one run
 // (README.md): the Highway kernel streams the weights once and wins clearly
-// for M <= 8 (1.3-12x; sgemm's packing does not amortise over so few rows).
-// M = 16 is a tie, where 16-bit weights stay on Highway because OpenBLAS
-// would first need a widened f32 copy. From there on OpenBLAS's packed,
-// register-blocked sgemm wins (1.2-1.8x at M = 64 and prefill, 3.6x for a
-// BF16 expert at M = 32) even counting that widening.
+// for M <= 4 (1.3-12x; sgemm's packing does not amortise over so few rows)
+// and still wins or ties at M = 8. M = 16 is a tie within the noise of the
+// shared machine. From M = 32 on OpenBLAS's packed, register-blocked sgemm
+// wins (1.4-3.5x at M = 32/64 and 1.5x at prefill) even counting the f32
+// copy that 16-bit weights need first.
+constexpr size_t kOpenBlasMinM = 16;
+
 MatMulBackend ChooseMatMulBackend(const MatMulArgs& args) {
-  const size_t highway_max_m = args.w.dtype == DType::kF32 ? 15 : 16;
-  return args.M <= highway_max_m ? MatMulBackend::kHighway
-                                 : MatMulBackend::kOpenBlas;
+  return args.M >= kOpenBlasMinM ? MatMulBackend::kOpenBlas
+                                 : MatMulBackend::kHighway;
 }
 
 namespace internal {
