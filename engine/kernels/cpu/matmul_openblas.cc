@@ -13,7 +13,7 @@ namespace expertserve::kernels {
 // for M <= 4 (1.3-12x; sgemm's packing does not amortise over so few rows)
 // and still wins or ties at M = 8. M = 16 is a tie within the noise of the
 // shared machine. From M = 32 on OpenBLAS's packed, register-blocked sgemm
-// wins (1.4-3.5x at M = 32/64 and 1.5x at prefill) even counting the f32
+// wins (1.1-3.4x at M = 32/64 and ~1.5x at prefill) even counting the f32
 // copy that 16-bit weights need first.
 constexpr size_t kOpenBlasMinM = 16;
 
