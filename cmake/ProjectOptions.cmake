@@ -22,3 +22,11 @@ function(es_target_defaults target)
     $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}>
     $<BUILD_INTERFACE:${CMAKE_BINARY_DIR}/generated>)
 endfunction()
+
+# libFuzzer steers by coverage: with EXPERTSERVE_FUZZ (a separate clang build
+# dir, tests/fuzz/run_fuzzers.sh) every library is instrumented, not just the
+# fuzz entry points.
+if(EXPERTSERVE_FUZZ AND CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
