@@ -33,6 +33,29 @@ ThreadState& State() {
 constexpr std::string_view kWhiteSpace =
     R"(\t\n\x0B\f\r\x20\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
 
+// Code points that PCRE2 10.42 (Unicode 14) leaves unassigned but newer
+// Unicode versions (the Rust reference's) assign: {first, last, category}.
+struct Addition {
+  char32_t first, last;
+  const char* category;
+};
+constexpr Addition kAdditions[] = {
+#include "engine/tokenizer/unicode_additions.inc"
+};
+
+// Class members to add to \p{name} for a one- or two-letter category name.
+std::string AdditionsFor(std::string_view name) {
+  std::string out;
+  if (name.empty() || name.size() > 2) return out;
+  for (const Addition& a : kAdditions) {
+    const std::string_view cat(a.category);
+    if (name.size() == 1 ? cat[0] == name[0] : cat == name) {
+      absl::StrAppend(&out, "\\x{", absl::Hex(a.first), "}-\\x{", absl::Hex(a.last), "}");
+    }
+  }
+  return out;
+}
+
 std::string TranslateOniguruma(std::string_view p) {
   std::string out;
   out.reserve(p.size() + 64);
@@ -49,6 +72,20 @@ std::string TranslateOniguruma(std::string_view p) {
         }
       } else if (n == 'S' && !in_class) {
         out.append("[^").append(kWhiteSpace).append("]");
+      } else if ((n == 'p' || n == 'P') && i + 1 < p.size() && p[i + 1] == '{' &&
+                 p.find('}', i + 1) != std::string_view::npos) {
+        const size_t close = p.find('}', i + 1);
+        const std::string_view name = p.substr(i + 2, close - i - 2);
+        const std::string_view prop = p.substr(i - 1, close - i + 2);  // \p{name}
+        const std::string extra = AdditionsFor(name);
+        i = close;
+        if (extra.empty() || (n == 'P' && in_class)) {
+          out.append(prop);
+        } else if (in_class) {
+          out.append(prop).append(extra);
+        } else {
+          out.append(n == 'p' ? "[\\p{" : "[^\\p{").append(name).append("}").append(extra).append("]");
+        }
       } else {
         out.push_back(c);
         out.push_back(n);

@@ -63,6 +63,10 @@ scripts = [
     "Z̴̢̛̩̗̫͔a̷̧̛̙̰͓l̵̨̙̞g̶̢̛̟̤o̸̦̊ text",
     "o\u0308\u0301 stacked \u0915\u094d\u0937 conjunct",
     "Ω ohm \u2126, K kelvin \u212a, µ micro \u00b5",
+    # characters newer than PCRE2's Unicode 14 tables (15.0, 15.1, 16.0, 17.0)
+    "a\U00031350b x\U00011F04y \U0001FAE8 \U0001FA77 \U0001FAE9 \U0002EBF0\U0002EBF1",
+    "\u1b4e \u1b7f z\u0c5cq \U00010D40\U00010D41 \U00011380\U00011381 \u20c1 a\U00010940b",
+    "Nag Mundari \U0001E4D0\U0001E4D1 \U0001E4F0\U0001E4F1 Kawi \U00011F50\U00011F51 digits",
 ]
 for s in scripts:
     add(s)
