@@ -148,8 +148,15 @@ std::string JinjaTitle(const std::string& s) {
   return out;
 }
 
-std::string ReplaceAll(const std::string& s, const std::string& from,
-                       const std::string& to, int64_t count) {
+absl::StatusOr<std::string> ReplaceAll(const std::string& s,
+                                       const std::string& from,
+                                       const std::string& to, int64_t count,
+                                       size_t max_bytes) {
+  if (!to.empty() && to.size() > from.size() &&
+      (s.size() + 1) / std::max<size_t>(from.size(), 1) >
+          max_bytes / to.size()) {
+    return Err("replace(): result too large");
+  }
   std::string out;
   if (from.empty()) {
     // Python inserts `to` between every character (and at both ends).
@@ -240,7 +247,8 @@ absl::StatusOr<bool> AffixMatch(const std::string& s, const Value& affix,
 }
 
 // Python str.format with "{}" / "{0}" / "{name}" fields (no format specs).
-absl::StatusOr<std::string> PyFormat(const std::string& fmt, CallArgs& args) {
+absl::StatusOr<std::string> PyFormat(const std::string& fmt, CallArgs& args,
+                                     size_t max_bytes) {
   std::string out;
   size_t auto_index = 0;
   for (size_t i = 0; i < fmt.size(); ++i) {
@@ -269,7 +277,8 @@ absl::StatusOr<std::string> PyFormat(const std::string& fmt, CallArgs& args) {
         }
         if (v == nullptr) return Err(absl::StrCat("format(): no argument '", field, "'"));
       }
-      out += v->Str();
+      out += v->Str(max_bytes);
+      if (out.size() > max_bytes) return Err("format(): result too large");
       i = close;
     } else if (c == '}') {
       return Err("format(): single '}'");
@@ -282,7 +291,8 @@ absl::StatusOr<std::string> PyFormat(const std::string& fmt, CallArgs& args) {
 
 Value Method(Callable f) { return Value(std::move(f)); }
 
-Value StringMethod(const std::string& s, absl::string_view name) {
+Value StringMethod(const std::string& s, absl::string_view name,
+                   size_t max_bytes) {
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     bool left = name != "rstrip", right = name != "lstrip";
     return Method([s, left, right](CallArgs& a) -> absl::StatusOr<Value> {
@@ -306,11 +316,15 @@ Value StringMethod(const std::string& s, absl::string_view name) {
     });
   }
   if (name == "replace") {
-    return Method([s](CallArgs& a) -> absl::StatusOr<Value> {
+    return Method([s, max_bytes](CallArgs& a) -> absl::StatusOr<Value> {
       ES_ASSIGN_OR_RETURN(auto p, Bind("replace", a, {"old", "new", "count"}));
       ES_ASSIGN_OR_RETURN(std::string from, NeedString("replace", p[0]));
       ES_ASSIGN_OR_RETURN(std::string to, NeedString("replace", p[1]));
-      return Value(ReplaceAll(s, from, to, p[2].is_int() ? p[2].as_int() : -1));
+      ES_ASSIGN_OR_RETURN(std::string out,
+                          ReplaceAll(s, from, to,
+                                     p[2].is_int() ? p[2].as_int() : -1,
+                                     max_bytes));
+      return Value(std::move(out));
     });
   }
   if (name == "upper" || name == "lower" || name == "title" ||
@@ -344,7 +358,7 @@ Value StringMethod(const std::string& s, absl::string_view name) {
     });
   }
   if (name == "join") {
-    return Method([s](CallArgs& a) -> absl::StatusOr<Value> {
+    return Method([s, max_bytes](CallArgs& a) -> absl::StatusOr<Value> {
       ES_ASSIGN_OR_RETURN(auto p, Bind("join", a, {"iterable"}));
       ES_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(p[0]));
       std::string out;
@@ -352,13 +366,14 @@ Value StringMethod(const std::string& s, absl::string_view name) {
         if (!items[i].is_string()) return Err("join(): sequence item is not a string");
         if (i > 0) out += s;
         out += items[i].as_string();
+        if (out.size() > max_bytes) return Err("join(): result too large");
       }
       return Value(out);
     });
   }
   if (name == "format") {
-    return Method([s](CallArgs& a) -> absl::StatusOr<Value> {
-      ES_ASSIGN_OR_RETURN(std::string out, PyFormat(s, a));
+    return Method([s, max_bytes](CallArgs& a) -> absl::StatusOr<Value> {
+      ES_ASSIGN_OR_RETURN(std::string out, PyFormat(s, a, max_bytes));
       return Value(out);
     });
   }
@@ -453,8 +468,10 @@ void JsonString(const std::string& s, bool ensure_ascii, std::string* out) {
 }
 
 absl::Status JsonValue(const Value& v, bool ensure_ascii, int indent,
-                       bool sort_keys, int depth, std::string* out) {
+                       bool sort_keys, int depth, size_t max_bytes,
+                       std::string* out) {
   if (depth > 64) return Err("tojson: value nested too deeply");
+  if (out->size() > max_bytes) return Err("tojson: result too large");
   std::string item_sep = indent >= 0 ? "," : ", ";
   auto newline = [&](int d) {
     if (indent >= 0) {
@@ -491,7 +508,7 @@ absl::Status JsonValue(const Value& v, bool ensure_ascii, int indent,
       if (i > 0) *out += item_sep;
       newline(depth + 1);
       ES_RETURN_IF_ERROR(JsonValue(l[i], ensure_ascii, indent, sort_keys,
-                                   depth + 1, out));
+                                   depth + 1, max_bytes, out));
     }
     newline(depth);
     out->push_back(']');
@@ -513,7 +530,7 @@ absl::Status JsonValue(const Value& v, bool ensure_ascii, int indent,
       JsonString(items[i]->first, ensure_ascii, out);
       *out += ": ";
       ES_RETURN_IF_ERROR(JsonValue(items[i]->second, ensure_ascii, indent,
-                                   sort_keys, depth + 1, out));
+                                   sort_keys, depth + 1, max_bytes, out));
     }
     newline(depth);
     out->push_back('}');
@@ -686,9 +703,12 @@ bool IsKnownTest(absl::string_view name) {
 }
 
 absl::StatusOr<std::string> ToJson(const Value& v, bool ensure_ascii,
-                                   int indent, bool sort_keys) {
+                                   int indent, bool sort_keys,
+                                   size_t max_bytes) {
   std::string out;
-  ES_RETURN_IF_ERROR(JsonValue(v, ensure_ascii, indent, sort_keys, 0, &out));
+  ES_RETURN_IF_ERROR(
+      JsonValue(v, ensure_ascii, indent, sort_keys, 0, max_bytes, &out));
+  if (out.size() > max_bytes) return Err("tojson: result too large");
   return out;
 }
 
@@ -708,8 +728,8 @@ absl::StatusOr<std::vector<Value>> Iterate(const Value& v) {
   return Err(absl::StrCat("'", v.TypeName(), "' object is not iterable"));
 }
 
-Value GetAttr(const Value& obj, absl::string_view name) {
-  if (obj.is_string()) return StringMethod(obj.as_string(), name);
+Value GetAttr(const Value& obj, absl::string_view name, size_t max_bytes) {
+  if (obj.is_string()) return StringMethod(obj.as_string(), name, max_bytes);
   if (obj.is_dict()) {
     Value method = DictMethod(obj, name);
     if (!method.is_undefined()) return method;
@@ -721,15 +741,16 @@ Value GetAttr(const Value& obj, absl::string_view name) {
       absl::StrCat("'", obj.TypeName(), " object' has no attribute '", name, "'"));
 }
 
-absl::StatusOr<Value> GetItem(const Value& obj, const Value& key) {
+absl::StatusOr<Value> GetItem(const Value& obj, const Value& key,
+                              size_t max_bytes) {
   if (obj.is_dict() && !obj.as_dict().is_namespace) {
     if (key.is_string()) {
       if (const Value* v = obj.as_dict().Find(key.as_string())) return *v;
-      return GetAttr(obj, key.as_string());
+      return GetAttr(obj, key.as_string(), max_bytes);
     }
     return Value::MakeUndefined("dict key");
   }
-  if (obj.is_dict() && key.is_string()) return GetAttr(obj, key.as_string());
+  if (obj.is_dict() && key.is_string()) return GetAttr(obj, key.as_string(), max_bytes);
   if ((obj.is_list() || obj.is_string()) && (key.is_int() || key.is_bool())) {
     int64_t i = key.is_int() ? key.as_int() : int64_t{key.as_bool()};
     if (obj.is_list()) {
@@ -745,7 +766,7 @@ absl::StatusOr<Value> GetItem(const Value& obj, const Value& key) {
     if (i < 0 || i >= n) return Value::MakeUndefined("string index out of range");
     return Value(cps[static_cast<size_t>(i)]);
   }
-  if (key.is_string()) return GetAttr(obj, key.as_string());
+  if (key.is_string()) return GetAttr(obj, key.as_string(), max_bytes);
   if (obj.is_undefined()) return Value::MakeUndefined(obj.undefined_name());
   return Err(absl::StrCat("cannot index ", obj.TypeName(), " with ", key.TypeName()));
 }
@@ -814,7 +835,8 @@ absl::StatusOr<Value> ApplyFilter(absl::string_view name, const Value& input,
     int indent = -1;
     if (p[1].is_int()) indent = static_cast<int>(std::clamp<int64_t>(p[1].as_int(), 0, 64));
     if (p[1].is_string()) return Err("tojson(): string indent is not supported");
-    ES_ASSIGN_OR_RETURN(std::string s, ToJson(input, p[0].Truthy(), indent, p[3].Truthy()));
+    ES_ASSIGN_OR_RETURN(std::string s, ToJson(input, p[0].Truthy(), indent, p[3].Truthy(),
+                                             limits.max_output_bytes));
     return Value(std::move(s));
   }
   if (name == "length" || name == "count") return Length(input);
@@ -849,12 +871,11 @@ absl::StatusOr<Value> ApplyFilter(absl::string_view name, const Value& input,
     ES_ASSIGN_OR_RETURN(auto p, Bind(fn, args, {"old", "new", "count"}));
     ES_ASSIGN_OR_RETURN(std::string from, NeedString(fn, p[0]));
     ES_ASSIGN_OR_RETURN(std::string to, NeedString(fn, p[1]));
-    std::string s = input.Str();
-    if (!to.empty() && from.size() < to.size() &&
-        s.size() / std::max<size_t>(from.size(), 1) * to.size() > limits.max_output_bytes) {
-      return Err("replace(): result too large");
-    }
-    return Value(ReplaceAll(s, from, to, p[2].is_int() ? p[2].as_int() : -1));
+    ES_ASSIGN_OR_RETURN(std::string out,
+                        ReplaceAll(input.Str(limits.max_output_bytes), from, to,
+                                   p[2].is_int() ? p[2].as_int() : -1,
+                                   limits.max_output_bytes));
+    return Value(std::move(out));
   }
   if (name == "string") return Value(input.Str());
   if (name == "safe") return input;

@@ -18,7 +18,7 @@ namespace expertserve::engine::chat_template {
 struct RenderLimits {
   size_t max_output_bytes = size_t{64} << 20;  // also caps any one string
   size_t max_loop_iterations = 1'000'000;      // summed over all loops
-  int max_call_depth = 64;                     // nested macro calls
+  int max_call_depth = 32;                     // nested macro calls
 };
 
 // Payload key marking a status that came from raise_exception(): its message
@@ -36,9 +36,12 @@ absl::StatusOr<bool> ApplyTest(absl::string_view name, const Value& input,
 
 // `obj.name`: Python attribute (bound method) first, then item. Missing →
 // undefined (also for any attribute of undefined, as in @huggingface/jinja).
-Value GetAttr(const Value& obj, absl::string_view name);
+// Methods that build strings refuse results over `max_bytes`.
+Value GetAttr(const Value& obj, absl::string_view name,
+              size_t max_bytes = size_t{64} << 20);
 // `obj[key]`: item first, then attribute.
-absl::StatusOr<Value> GetItem(const Value& obj, const Value& key);
+absl::StatusOr<Value> GetItem(const Value& obj, const Value& key,
+                              size_t max_bytes = size_t{64} << 20);
 // `obj[start:stop:step]` on lists and strings (by code point).
 absl::StatusOr<Value> SliceValue(const Value& obj, const Value& start,
                                  const Value& stop, const Value& step);
@@ -54,7 +57,8 @@ std::vector<std::pair<std::string, Value>> MakeGlobals(
 
 // json.dumps(v, ensure_ascii, indent, separators, sort_keys) as the HF tojson.
 absl::StatusOr<std::string> ToJson(const Value& v, bool ensure_ascii,
-                                   int indent, bool sort_keys);
+                                   int indent, bool sort_keys,
+                                   size_t max_bytes = size_t{64} << 20);
 
 // UTF-8 <-> code points (invalid bytes map to U+FFFD).
 std::vector<std::string> SplitCodePoints(absl::string_view s);

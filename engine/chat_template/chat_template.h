@@ -6,10 +6,21 @@
 //                       .eos_token = config.eos_token};
 //   ES_ASSIGN_OR_RETURN(std::string prompt, tmpl.Render(messages, true, ctx));
 //
-// Semantics follow Jinja as transformers configures it (trim_blocks,
-// lstrip_blocks, loopcontrols, HF's tojson and raise_exception), checked
+// Semantics follow Python Jinja as transformers configures it (trim_blocks,
+// lstrip_blocks, keep_trailing_newline=False, loopcontrols, HF's tojson and
+// raise_exception), and rendering of real templates is checked byte for byte
 // against @huggingface/jinja. Any construct outside the supported subset is
 // an error with a line and column, never silently different output.
+//
+// Where @huggingface/jinja departs from Python Jinja we follow Python:
+// `{{ true }}` prints "True", `{{ none }}` "None", lists and dicts print as
+// Python reprs, `undefined ~ 'x'` is "x", `'ab' * 2` works, `""` != false.
+// Deliberate departures from Python: an attribute or item of an undefined
+// value is undefined (as in @huggingface/jinja) instead of an error;
+// upper/lower/title/capitalize map ASCII letters only; `is sameas` compares
+// by value; tuples are lists. Not supported (clear errors): {% call %},
+// {% filter %}, {% raw %}, include/import/extends/block, recursive loops,
+// chained comparisons, str % formatting, format specs in str.format.
 #ifndef EXPERTSERVE_ENGINE_CHAT_TEMPLATE_CHAT_TEMPLATE_H_
 #define EXPERTSERVE_ENGINE_CHAT_TEMPLATE_CHAT_TEMPLATE_H_
 

@@ -16,6 +16,8 @@ enum class Flow { kNormal, kBreak, kContinue };
 
 using Scope = absl::flat_hash_map<std::string, Value>;
 
+constexpr int kMaxValueDepth = 64;
+
 class Evaluator {
  public:
   Evaluator(std::vector<std::pair<std::string, Value>> variables,
@@ -78,7 +80,7 @@ class Evaluator {
         return Flow::kNormal;
       case Node::Kind::kOutput: {
         ES_ASSIGN_OR_RETURN(Value v, Eval(*n.expr));
-        out->append(v.Str());
+        out->append(v.Str(limits_.max_output_bytes));
         ES_RETURN_IF_ERROR(CheckSize(n.pos, out->size()));
         return Flow::kNormal;
       }
@@ -126,6 +128,12 @@ class Evaluator {
                                         n.targets[0],
                                         "': only namespace() objects support "
                                         "`set obj.attr`"));
+      }
+      // Only namespace attributes carry values from one loop iteration to
+      // the next, so bounding their depth bounds every value's nesting.
+      if (NestingDepth(v, kMaxValueDepth) > kMaxValueDepth) {
+        return Fail(n.pos, absl::StrCat("value nested deeper than ",
+                                        kMaxValueDepth, " levels"));
       }
       target.mutable_dict().Set(n.text, std::move(v));
       return Flow::kNormal;
@@ -177,24 +185,28 @@ class Evaluator {
         return Fail(n.pos, absl::StrCat("more than ", limits_.max_loop_iterations,
                                         " loop iterations"));
       }
-      Dict loop;
-      loop.Set("index", Value(i + 1));
-      loop.Set("index0", Value(i));
-      loop.Set("revindex", Value(length - i));
-      loop.Set("revindex0", Value(length - i - 1));
-      loop.Set("first", Value(i == 0));
-      loop.Set("last", Value(i == length - 1));
-      loop.Set("length", Value(length));
-      loop.Set("depth", Value(1));
-      loop.Set("depth0", Value(0));
-      if (i > 0) loop.Set("previtem", items[static_cast<size_t>(i - 1)]);
-      if (i + 1 < length) loop.Set("nextitem", items[static_cast<size_t>(i + 1)]);
-      loop.Set("cycle", Value(Callable([i](CallArgs& a) -> absl::StatusOr<Value> {
-                 if (a.positional.empty()) {
-                   return absl::InvalidArgumentError("loop.cycle() needs arguments");
-                 }
-                 return a.positional[static_cast<size_t>(i) % a.positional.size()];
-               })));
+      Dict loop;  // keys are distinct, so append without Set's lookup
+      loop.items.reserve(12);
+      auto add = [&loop](const char* key, Value v) {
+        loop.items.emplace_back(key, std::move(v));
+      };
+      add("index", Value(i + 1));
+      add("index0", Value(i));
+      add("revindex", Value(length - i));
+      add("revindex0", Value(length - i - 1));
+      add("first", Value(i == 0));
+      add("last", Value(i == length - 1));
+      add("length", Value(length));
+      add("depth", Value(1));
+      add("depth0", Value(0));
+      if (i > 0) add("previtem", items[static_cast<size_t>(i - 1)]);
+      if (i + 1 < length) add("nextitem", items[static_cast<size_t>(i + 1)]);
+      add("cycle", Value(Callable([i](CallArgs& a) -> absl::StatusOr<Value> {
+            if (a.positional.empty()) {
+              return absl::InvalidArgumentError("loop.cycle() needs arguments");
+            }
+            return a.positional[static_cast<size_t>(i) % a.positional.size()];
+          })));
       scopes_.emplace_back();
       scopes_.back()["loop"] = Value(std::move(loop));
       absl::Status bound = Bind(n, items[static_cast<size_t>(i)]);
@@ -231,6 +243,13 @@ class Evaluator {
   Value MakeMacro(const Node& n) {
     const Node* node = &n;
     return Value(Callable([this, node](CallArgs& args) -> absl::StatusOr<Value> {
+      // Each call counts against the loop budget so that branching recursion
+      // cannot run for exponential time within the depth bound.
+      if (++iterations_ > limits_.max_loop_iterations) {
+        return Fail(node->pos, absl::StrCat("more than ",
+                                            limits_.max_loop_iterations,
+                                            " loop iterations and macro calls"));
+      }
       if (call_depth_ >= limits_.max_call_depth) {
         return Fail(node->pos, absl::StrCat("macro calls nested deeper than ",
                                             limits_.max_call_depth));
@@ -309,12 +328,12 @@ class Evaluator {
       }
       case Expr::Kind::kAttr: {
         ES_ASSIGN_OR_RETURN(Value obj, Eval(*e.args[0]));
-        return GetAttr(obj, e.name);
+        return GetAttr(obj, e.name, limits_.max_output_bytes);
       }
       case Expr::Kind::kItem: {
         ES_ASSIGN_OR_RETURN(Value obj, Eval(*e.args[0]));
         ES_ASSIGN_OR_RETURN(Value key, Eval(*e.args[1]));
-        absl::StatusOr<Value> r = GetItem(obj, key);
+        absl::StatusOr<Value> r = GetItem(obj, key, limits_.max_output_bytes);
         if (!r.ok()) return At(e.pos, r.status());
         return r;
       }
@@ -404,7 +423,8 @@ class Evaluator {
     if (op == "==") return Value(a.Equals(b));
     if (op == "!=") return Value(!a.Equals(b));
     if (op == "~") {
-      std::string s = a.Str() + b.Str();
+      std::string s =
+          a.Str(limits_.max_output_bytes) + b.Str(limits_.max_output_bytes);
       ES_RETURN_IF_ERROR(CheckSize(e.pos, s.size()));
       return Value(std::move(s));
     }
@@ -450,6 +470,10 @@ class Evaluator {
         return Value(a.as_string() + b.as_string());
       }
       if (a.is_list() && b.is_list()) {
+        if (a.as_list().size() + b.as_list().size() >
+            limits_.max_output_bytes / 8) {
+          return Fail(e.pos, "list concatenation result too large");
+        }
         Value::List l = a.as_list();
         l.insert(l.end(), b.as_list().begin(), b.as_list().end());
         return Value(std::move(l));

@@ -12,7 +12,7 @@ namespace expertserve::engine::chat_template {
 
 // Nesting depth (blocks plus expression parentheses) beyond which parsing
 // fails, so hostile templates cannot overflow the stack.
-inline constexpr int kMaxParseDepth = 128;
+inline constexpr int kMaxParseDepth = 64;
 
 absl::StatusOr<Body> Parse(absl::string_view source);
 

@@ -1,5 +1,6 @@
 #include "engine/chat_template/value.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -114,13 +115,33 @@ std::string ReprString(const std::string& s) {
 }
 }  // namespace
 
-std::string Value::Str() const {
+std::string Value::Str(size_t max_bytes) const {
   if (is_string()) return as_string();
   if (is_undefined()) return "";
-  return Repr();
+  return Repr(max_bytes);
 }
 
-std::string Value::Repr() const {
+int NestingDepth(const Value& v, int limit) {
+  if (limit < 0) return 1;
+  int deepest = 0;
+  if (v.is_list()) {
+    for (const Value& x : v.as_list()) {
+      deepest = std::max(deepest, NestingDepth(x, limit - 1));
+      if (deepest > limit) break;
+    }
+    return deepest + 1;
+  }
+  if (v.is_dict()) {
+    for (const auto& kv : v.as_dict().items) {
+      deepest = std::max(deepest, NestingDepth(kv.second, limit - 1));
+      if (deepest > limit) break;
+    }
+    return deepest + 1;
+  }
+  return 0;
+}
+
+std::string Value::Repr(size_t max_bytes) const {
   if (is_undefined()) return "";
   if (is_none()) return "None";
   if (is_bool()) return as_bool() ? "True" : "False";
@@ -132,7 +153,8 @@ std::string Value::Repr() const {
     const List& l = as_list();
     for (size_t i = 0; i < l.size(); ++i) {
       if (i > 0) out += ", ";
-      out += l[i].Repr();
+      out += l[i].Repr(max_bytes);
+      if (out.size() > max_bytes) break;
     }
     return out + "]";
   }
@@ -142,7 +164,8 @@ std::string Value::Repr() const {
     for (size_t i = 0; i < d.items.size(); ++i) {
       if (i > 0) out += ", ";
       absl::StrAppend(&out, ReprString(d.items[i].first), ": ",
-                      d.items[i].second.Repr());
+                      d.items[i].second.Repr(max_bytes));
+      if (out.size() > max_bytes) break;
     }
     return out + (d.is_namespace ? "}>" : "}");
   }

@@ -3,6 +3,7 @@
 #ifndef EXPERTSERVE_ENGINE_CHAT_TEMPLATE_VALUE_H_
 #define EXPERTSERVE_ENGINE_CHAT_TEMPLATE_VALUE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -109,10 +110,11 @@ class Value {
 
   // Python truthiness.
   bool Truthy() const;
-  // Python str(): what `{{ v }}` prints. Undefined prints "".
-  std::string Str() const;
+  // Python str(): what `{{ v }}` prints. Undefined prints "". Containers stop
+  // growing once past `max_bytes` (the caller then reports the overflow).
+  std::string Str(size_t max_bytes = SIZE_MAX) const;
   // Python repr(), used for elements of printed containers.
-  std::string Repr() const;
+  std::string Repr(size_t max_bytes = SIZE_MAX) const;
   // Python ==.
   bool Equals(const Value& other) const;
   // Type name for error messages ("string", "list", ...).
@@ -121,6 +123,9 @@ class Value {
  private:
   Storage v_;
 };
+
+// Container nesting depth of `v`, counting at most up to `limit` + 1.
+int NestingDepth(const Value& v, int limit);
 
 // Python's float repr (shortest round-trip, "1.0", "1e-05", "1e+16").
 std::string FormatDouble(double d);

@@ -417,6 +417,33 @@ TEST(ChatTemplateErrorTest, LimitsBoundWork) {
                        HasSubstr("exceeds 1000 bytes")));
 }
 
+TEST(ChatTemplateErrorTest, HostileValuesAreBounded) {
+  TemplateContext ctx;
+  ctx.limits.max_output_bytes = 1 << 16;
+  ctx.limits.max_loop_iterations = 20000;
+  const std::pair<const char*, const char*> cases[] = {
+      // A value nested by a loop-carried namespace attribute.
+      {"{% set ns = namespace(v=[]) %}{% for i in range(1000) %}"
+       "{% set ns.v = [ns.v] %}{% endfor %}{{ ns.v }}",
+       "nested deeper than 64"},
+      // Branching recursion: 2^20 calls within the depth bound.
+      {"{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}"
+       "{% endmacro %}{{ f(20) }}",
+       "macro calls"},
+      {"{{ ('x' * 60000).replace('', 'yy') }}", "too large"},
+      {"{{ ('{0}' * 1000).format('x' * 60000) }}", "too large"},
+      {"{% set ns = namespace(l=[1]) %}{% for i in range(40) %}"
+       "{% set ns.l = ns.l + ns.l %}{% endfor %}",
+       "too large"},
+  };
+  for (const auto& [src, message] : cases) {
+    ES_ASSERT_OK_AND_ASSIGN(ChatTemplate t, ChatTemplate::Compile(src));
+    EXPECT_THAT(t.Render(kConversation, false, ctx),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(message)))
+        << src;
+  }
+}
+
 TEST(ChatTemplateTest, RenderIsThreadSafe) {
   ES_ASSERT_OK_AND_ASSIGN(
       ChatTemplate t,
