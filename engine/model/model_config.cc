@@ -827,6 +827,10 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text) {
       }
     }
     c.qkv_bias = a == Architecture::kQwen2 || a == Architecture::kQwen2Moe;
+    if (a == Architecture::kQwen2Moe) {
+      // Recent transformers' Qwen2MoeConfig makes the q/k/v bias a field.
+      ES_ASSIGN_OR_RETURN(c.qkv_bias, r.Bool("qkv_bias", true));
+    }
     c.qk_norm = qwen3_like;
   }
   ES_RETURN_IF_ERROR(ParseSlidingWindow(a, r));

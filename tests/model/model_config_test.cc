@@ -165,6 +165,17 @@ TEST(ModelConfigTest, Qwen2Moe) {
   EXPECT_EQ(c.MoeLayers().size(), 24u);
 }
 
+TEST(ModelConfigTest, Qwen2MoeQkvBiasField) {
+  Json j = Fixture("qwen1_5_moe_a2_7b.json");
+  j["qkv_bias"] = false;
+  ES_ASSERT_OK_AND_ASSIGN(ModelConfig c, Parse(j));
+  EXPECT_FALSE(c.qkv_bias);
+  Json dense = Fixture("qwen2_0_5b.json");
+  dense["qkv_bias"] = false;  // not a Qwen2Config field
+  EXPECT_THAT(Parse(dense), StatusIs(absl::StatusCode::kInvalidArgument,
+                                     HasSubstr("qkv_bias")));
+}
+
 TEST(ModelConfigTest, Mixtral) {
   ES_ASSERT_OK_AND_ASSIGN(ModelConfig c, Parse(Fixture("mixtral_8x7b.json")));
   EXPECT_EQ(c.arch, Architecture::kMixtral);
