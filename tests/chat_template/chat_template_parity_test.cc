@@ -20,7 +20,8 @@ namespace expertserve::engine {
 namespace {
 
 using chat_template::Value;
-using nlohmann::json;
+// ordered_json keeps key order, which tojson output depends on.
+using json = nlohmann::ordered_json;
 
 std::string EnvOr(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
@@ -45,6 +46,16 @@ Value ToValue(const json& j) {
   if (j.is_number_integer()) return Value(j.get<int64_t>());
   if (j.is_number()) return Value(j.get<double>());
   if (j.is_string()) return Value(j.get<std::string>());
+  if (j.is_array()) {
+    Value::List list;
+    for (const json& x : j) list.push_back(ToValue(x));
+    return Value(std::move(list));
+  }
+  if (j.is_object()) {
+    chat_template::Dict dict;
+    for (const auto& [k, v] : j.items()) dict.Set(k, ToValue(v));
+    return Value(std::move(dict));
+  }
   return Value(chat_template::None{});
 }
 
