@@ -35,7 +35,7 @@ absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 constexpr char kTransformersVersion[] = "4.51.0";
 // Above this, tensors are generated shard by shard instead of all at once.
 constexpr uint64_t kInMemoryLimitBytes = 512ull << 20;
-constexpr uint64_t kDefaultBigShardBytes = 2ull << 30;
+constexpr uint64_t kDefaultBigShardBytes = 1ull << 30;  // bounds peak memory
 
 // Every size knob of a generated model.
 struct Dims {
