@@ -273,6 +273,19 @@ int32_t BlockManager::NumTokens(SeqId seq) const {
   return tables_.at(seq).num_tokens;
 }
 
+int32_t BlockManager::NumExclusiveBlocks(SeqId seq) const {
+  int32_t n = 0;
+  for (BlockId b : tables_.at(seq).blocks) {
+    if (blocks_[static_cast<size_t>(b)].ref_count == 1) ++n;
+  }
+  return n;
+}
+
+bool BlockManager::LastBlockShared(SeqId seq) const {
+  const SeqTable& t = tables_.at(seq);
+  return !t.blocks.empty() && blocks_[static_cast<size_t>(t.blocks.back())].ref_count > 1;
+}
+
 BlockId BlockManager::TakeFreeBlock() {
   if (!free_.empty()) {
     const BlockId b = free_.back();

@@ -138,6 +138,10 @@ class BlockManager {
   const std::vector<BlockId>& Table(SeqId seq) const;
   // Positions reserved for `seq` (tokens written or about to be).
   int32_t NumTokens(SeqId seq) const;
+  // Blocks only `seq` references (what releasing it frees for sure).
+  int32_t NumExclusiveBlocks(SeqId seq) const;
+  // Whether the last block is shared (a write into it copies it first).
+  bool LastBlockShared(SeqId seq) const;
 
   // Prefix-cache counters: prompt tokens looked up, and found.
   int64_t prefix_queries() const { return prefix_queries_; }
