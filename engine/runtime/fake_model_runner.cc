@@ -43,6 +43,17 @@ TokenId FakeModelRunner::NextFor(std::span<const TokenId> history) const {
   return options_.next(h, static_cast<int32_t>(history.size()));
 }
 
+std::vector<float> FakeModelRunner::LogitsFor(std::span<const TokenId> history) const {
+  // A peaked distribution: the scripted token has most of the mass and the
+  // rest vary with the position (so temperature sampling is meaningful).
+  const size_t vocab = static_cast<size_t>(options_.vocab_size);
+  const size_t last = history.size() - 1;
+  std::vector<float> row(vocab);
+  for (size_t v = 0; v < vocab; ++v) row[v] = static_cast<float>((v * 7 + last) % 5) * 0.1f;
+  row[static_cast<size_t>(NextFor(history))] = 4.0f;
+  return row;
+}
+
 absl::Status FakeModelRunner::Run(const StepBatch& batch, std::vector<float>& logits) {
   batches_.push_back(batch);
   const size_t bt = static_cast<size_t>(options_.block_tokens);
@@ -71,12 +82,8 @@ absl::Status FakeModelRunner::Run(const StepBatch& batch, std::vector<float>& lo
       }
       history.push_back(t);
     }
-    const TokenId next = NextFor(history);
-    // A peaked distribution: `next` has most of the mass, the rest share it
-    // (so temperature sampling is still meaningful).
-    float* row = logits.data() + r * vocab;
-    for (size_t v = 0; v < vocab; ++v) row[v] = static_cast<float>((v * 7 + last) % 5) * 0.1f;
-    row[static_cast<size_t>(next)] = 8.0f;
+    const std::vector<float> row = LogitsFor(history);
+    std::copy(row.begin(), row.end(), logits.begin() + static_cast<long>(r * vocab));
   }
   return absl::OkStatus();
 }

@@ -41,6 +41,8 @@ class FakeModelRunner final : public ModelRunnerInterface {
   // The next token for a full history (what a correct engine must produce
   // greedily): for building expectations in tests.
   TokenId NextFor(std::span<const TokenId> history) const;
+  // The logit row ([vocab]) the runner returns after `history`.
+  std::vector<float> LogitsFor(std::span<const TokenId> history) const;
   // Every batch run so far (tests inspect step composition).
   const std::vector<StepBatch>& batches() const { return batches_; }
 
