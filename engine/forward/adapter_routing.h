@@ -16,7 +16,8 @@ struct AdapterRouting {
   // [num_hidden_layers]; entries of dense layers are empty Identity(0)
   // placeholders and never read.
   std::vector<memory::RerouteTable> per_layer;
-  // Shared-expert replacement slot per layer (-1: the base's shared expert).
+  // [num_hidden_layers] or empty: per layer, the slot of the replacement
+  // shared expert in MoeWeights::shared_table, or -1 for the base's own.
   std::vector<SlotId> shared_expert_slot;
 };
 

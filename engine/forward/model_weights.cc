@@ -190,6 +190,20 @@ absl::Status LoadMoe(const ModelConfig& c, const TensorResolver& r,
                           r.Get(shared[2].name),
                           c.shared_expert_intermediate_size};
   }
+  const int shared_slots = options.shared_adapter_slots_per_layer >= 0
+                               ? options.shared_adapter_slots_per_layer
+                               : options.adapter_slots_per_layer;
+  if (!shared.empty() && shared_slots > 0) {
+    const checkpoint::DType d = ckpt.Find(shared[0].name).info->dtype;
+    m.shared_dtype = ToKernelDType(d);
+    memory::ExpertTableLayout sl;
+    sl.num_base_experts = 1;  // the base's shared expert: reserved, unmapped
+    sl.num_adapter_slots = shared_slots;
+    sl.intermediate = c.shared_expert_intermediate_size;
+    sl.hidden = c.hidden_size;
+    sl.element_bytes = checkpoint::DTypeSize(d);
+    ES_ASSIGN_OR_RETURN(m.shared_table, memory::ExpertTable::Create(backend, sl));
+  }
   if (c.shared_expert_gate) m.shared_gate = r.Get(p + "mlp.shared_expert_gate.weight");
   return absl::OkStatus();
 }

@@ -43,6 +43,12 @@ struct MoeWeights {
   std::unique_ptr<memory::ExpertTable> experts;  // routed experts by slot
   kernels::DType expert_dtype = kernels::DType::kF32;
   MlpWeights shared;                   // gate.data null when none
+  // ESFT adapters' replacement shared experts (adapters with
+  // "shared_experts": true): slot 0 stands for the base's shared expert (it
+  // stays in `shared` and is never mapped here), slots [1, 1 + S) hold the
+  // replacements. Null when the layer has no shared expert or S is 0.
+  std::unique_ptr<memory::ExpertTable> shared_table;
+  kernels::DType shared_dtype = kernels::DType::kF32;
   kernels::WeightRef shared_gate;      // qwen2_moe [1, H]; null when none
 };
 
@@ -58,6 +64,10 @@ struct LayerWeights {
 struct WeightsOptions {
   // Adapter slots reserved per MoE layer's expert table (ESFT).
   int adapter_slots_per_layer = 0;
+  // Replacement shared-expert slots per MoE layer with a shared expert;
+  // -1 means adapter_slots_per_layer. Only reserved address space until an
+  // adapter with "shared_experts": true is loaded.
+  int shared_adapter_slots_per_layer = -1;
   // Backend of the expert tables; null creates a host backend.
   std::shared_ptr<memory::AddressSpaceInterface> expert_backend;
 };

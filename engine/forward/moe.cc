@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 #include "common/check.h"
@@ -186,7 +187,45 @@ void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
 
   if (w.shared.gate.data != nullptr) {
     std::vector<float> shared(T * H);
-    MlpForward(w.shared, x, T, H, shared.data(), ctx.pool);
+    // Tokens grouped by shared-expert source: -1 is the base's, s >= 1 an
+    // adapter's replacement in w.shared_table.
+    std::map<SlotId, std::vector<size_t>> by_shared;
+    for (size_t t = 0; t < T; ++t) {
+      const AdapterRouting* adapter =
+          ctx.batch.sequences[ctx.batch.token_seq[t]].adapter;
+      SlotId s = -1;
+      if (adapter != nullptr &&
+          static_cast<size_t>(layer) < adapter->shared_expert_slot.size()) {
+        s = adapter->shared_expert_slot[static_cast<size_t>(layer)];
+      }
+      by_shared[s].push_back(t);
+    }
+    if (by_shared.size() == 1 && by_shared.begin()->first == -1) {
+      MlpForward(w.shared, x, T, H, shared.data(), ctx.pool);
+    } else {
+      std::vector<float> ys;
+      for (const auto& [s, users] : by_shared) {
+        MlpWeights m = w.shared;
+        if (s >= 0) {
+          ES_CHECK(w.shared_table != nullptr && s >= 1 &&
+                   s < w.shared_table->num_slots());
+          const memory::ExpertPointers p = w.shared_table->SlotPointers(s);
+          m.gate = {p.gate, w.shared_dtype};
+          m.up = {p.up, w.shared_dtype};
+          m.down = {p.down, w.shared_dtype};
+        }
+        const size_t n = users.size();
+        xs.resize(n * H);
+        ys.resize(n * H);
+        for (size_t i = 0; i < n; ++i) {
+          std::copy_n(x + users[i] * H, H, xs.data() + i * H);
+        }
+        MlpForward(m, xs.data(), n, H, ys.data(), ctx.pool);
+        for (size_t i = 0; i < n; ++i) {
+          std::copy_n(ys.data() + i * H, H, shared.data() + users[i] * H);
+        }
+      }
+    }
     if (w.shared_gate.data != nullptr) {  // qwen2_moe: sigmoid-gated
       std::vector<float> g(T);
       kernels::MatMul(x, T, H, w.shared_gate, 1, nullptr, g.data(), ctx.pool);
