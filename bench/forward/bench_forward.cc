@@ -1,0 +1,229 @@
+// expertserve-bench-forward: forward-pass speed of real-format checkpoints,
+// each result next to its roofline measured in the same run.
+//   prefill: one sequence of --prefill tokens in one step; compute-bound, so
+//            reported as a fraction of the machine's peak FMA rate.
+//   decode:  --batches B sequences with --context tokens of history each, one
+//            new token per sequence per step; bandwidth-bound at small B, so
+//            reported against max(bytes / bandwidth, flops / peak) where bytes
+//            are the weights a step must read (non-expert weights, the
+//            expected number of distinct routed experts touched by B tokens
+//            under uniform routing, the lm_head) plus the KV it attends over.
+// Prints one JSON object per line. The machine is shared and noisy: compare
+// ratios within one run.
+//
+// Usage: expertserve-bench-forward --model DIR [--model DIR ...]
+//          [--batches 1,4,16,64] [--context 128] [--prefill 512] [--quick]
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "bench/common/roofline.h"
+#include "common/thread_pool.h"
+#include "engine/forward/transformer.h"
+#include "engine/model/weight_manifest.h"
+
+namespace expertserve::bench {
+namespace {
+
+using engine::ModelConfig;
+
+constexpr size_t kBlockTokens = 16;
+
+struct Options {
+  std::vector<std::string> models;
+  std::vector<size_t> batches = {1, 4, 16, 64};
+  size_t context = 128;
+  size_t prefill = 512;
+  bool quick = false;
+};
+
+struct ParamCounts {
+  double total = 0;
+  double active = 0;          // per token
+  double expert = 0;          // one routed expert
+  double routed_total = 0;    // all routed experts of all layers
+  double embedding = 0;       // vocab * hidden (read one row per token)
+  int64_t moe_layers = 0;
+};
+
+ParamCounts Count(const ModelConfig& c) {
+  ParamCounts p;
+  p.total = static_cast<double>(engine::TotalParameters(c));
+  p.active = static_cast<double>(engine::ActiveParameters(c));
+  p.embedding = static_cast<double>(c.vocab_size * c.hidden_size);
+  if (c.is_moe()) {
+    p.moe_layers = static_cast<int64_t>(c.MoeLayers().size());
+    p.expert = 3.0 * static_cast<double>(c.moe_intermediate_size * c.hidden_size);
+    p.routed_total = p.expert * static_cast<double>(c.num_experts * p.moe_layers);
+  }
+  return p;
+}
+
+// Weight parameters one decode step of B tokens reads.
+double DecodeParamsRead(const ModelConfig& c, const ParamCounts& p, size_t B) {
+  double read = p.total - p.routed_total - p.embedding + B * c.hidden_size;
+  if (c.tie_word_embeddings) read += p.embedding;  // the lm_head is the embedding
+  if (c.is_moe()) {
+    const double E = static_cast<double>(c.num_experts);
+    const double k = static_cast<double>(c.num_experts_per_tok);
+    const double distinct = E * (1.0 - std::pow(1.0 - k / E, static_cast<double>(B)));
+    read += distinct * p.expert * static_cast<double>(p.moe_layers);
+  }
+  return read;
+}
+
+void AddSequence(engine::StepBatch& b, int32_t seq, size_t first_block,
+                 size_t blocks) {
+  engine::StepSequence s;
+  for (size_t i = 0; i < blocks; ++i) s.block_table.push_back(static_cast<int32_t>(first_block + i));
+  b.sequences.push_back(std::move(s));
+  (void)seq;
+}
+
+int Run(const Options& o) {
+  ThreadPool pool(0);
+  const Machine mach = MeasureMachine(pool, o.quick);
+  for (const std::string& dir : o.models) {
+    auto loaded = engine::Transformer::Load(dir);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "bench-forward: %s\n", loaded.status().ToString().c_str());
+      return 1;
+    }
+    const engine::Transformer& model = **loaded;
+    const ModelConfig& c = model.config();
+    const ParamCounts pc = Count(c);
+    const double wbytes = kernels::DTypeSize(model.weights().embed.dtype);
+    const double kv_token_bytes = static_cast<double>(
+        engine::KvBytesPerToken(c, kernels::KvDType::kF32));
+    std::printf(
+        "{\"bench\":\"model\",\"model\":\"%s\",\"arch\":\"%s\",\"total_params\":%.0f,"
+        "\"active_params\":%.0f,\"weight_bytes_per_param\":%.0f}\n",
+        dir.c_str(), std::string(engine::ArchitectureName(c.arch)).c_str(), pc.total,
+        pc.active, wbytes);
+
+    size_t max_b = 1;
+    for (size_t b : o.batches) max_b = std::max(max_b, b);
+    const size_t steps_room = 64;
+    const size_t per_seq_blocks =
+        (std::max(o.context + steps_room, o.prefill) + kBlockTokens - 1) / kBlockTokens;
+    engine::KvStore kv(c, per_seq_blocks * max_b, kBlockTokens);
+    std::vector<float> logits;
+
+    // ---- prefill ----
+    {
+      engine::StepBatch b;
+      AddSequence(b, 0, 0, per_seq_blocks);
+      std::vector<TokenId> ids(o.prefill);
+      for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<TokenId>((i * 7919) % c.vocab_size);
+      b.AddTokens(0, ids.data(), static_cast<int32_t>(ids.size()), 0, true);
+      const Timing t = Measure(o.quick ? 0.5 : 2.0, [&](size_t) {
+        (void)model.Forward(b, kv, pool, logits);
+      });
+      const double flops = 2.0 * pc.active * static_cast<double>(o.prefill);
+      const double gflops = flops / t.best_s * 1e-9;
+      std::printf(
+          "{\"bench\":\"prefill\",\"model\":\"%s\",\"tokens\":%zu,\"s_best\":%.4f,"
+          "\"s_median\":%.4f,\"tokens_per_s\":%.1f,\"gflops\":%.1f,"
+          "\"peak_gflops\":%.1f,\"roofline_fraction\":%.3f}\n",
+          dir.c_str(), o.prefill, t.best_s, t.median_s, o.prefill / t.best_s, gflops,
+          mach.peak_gflops, gflops / mach.peak_gflops);
+    }
+
+    // ---- decode ----
+    for (size_t B : o.batches) {
+      // Fill each sequence's history (untimed), in prefill chunks.
+      for (size_t s = 0; s < B; ++s) {
+        engine::StepBatch b;
+        AddSequence(b, 0, s * per_seq_blocks, per_seq_blocks);
+        std::vector<TokenId> ids(o.context);
+        for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<TokenId>((i * 31 + s * 17) % c.vocab_size);
+        b.AddTokens(0, ids.data(), static_cast<int32_t>(ids.size()), 0, true);
+        if (!model.Forward(b, kv, pool, logits).ok()) return 1;
+      }
+      engine::StepBatch step;
+      for (size_t s = 0; s < B; ++s) AddSequence(step, 0, s * per_seq_blocks, per_seq_blocks);
+      std::vector<TokenId> next(B, 1);
+      size_t pos = o.context;
+      const Timing t = Measure(o.quick ? 0.5 : 2.0, [&](size_t rep) {
+        step.tokens.clear();
+        step.positions.clear();
+        step.token_seq.clear();
+        step.logit_tokens.clear();
+        const size_t p = o.context + rep % steps_room;  // history stays ~context
+        for (size_t s = 0; s < B; ++s) {
+          step.AddTokens(static_cast<int32_t>(s), &next[s], 1, static_cast<int32_t>(p), true);
+        }
+        (void)model.Forward(step, kv, pool, logits);
+        for (size_t s = 0; s < B; ++s) {
+          next[s] = static_cast<TokenId>((next[s] * 13 + s + 1) % c.vocab_size);
+        }
+      });
+      (void)pos;
+      const double bytes = DecodeParamsRead(c, pc, B) * wbytes +
+                           static_cast<double>(B * o.context) * kv_token_bytes;
+      const double flops = 2.0 * pc.active * static_cast<double>(B);
+      const double roof_s = std::max(bytes / (mach.read_gbps * 1e9),
+                                     flops / (mach.peak_gflops * 1e9));
+      std::printf(
+          "{\"bench\":\"decode\",\"model\":\"%s\",\"batch\":%zu,\"context\":%zu,"
+          "\"step_ms_best\":%.3f,\"step_ms_median\":%.3f,\"tokens_per_s\":%.1f,"
+          "\"bytes_per_step\":%.0f,\"gbps\":%.2f,\"read_gbps\":%.2f,"
+          "\"roofline_step_ms\":%.3f,\"roofline_fraction\":%.3f}\n",
+          dir.c_str(), B, o.context, t.best_s * 1e3, t.median_s * 1e3, B / t.best_s,
+          bytes, bytes / t.best_s * 1e-9, mach.read_gbps, roof_s * 1e3,
+          roof_s / t.best_s);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace expertserve::bench
+
+int main(int argc, char** argv) {
+  expertserve::bench::Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "bench-forward: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--model") {
+      o.models.push_back(value());
+    } else if (a == "--batches") {
+      o.batches.clear();
+      for (absl::string_view s : absl::StrSplit(value(), ',')) {
+        size_t b;
+        if (!absl::SimpleAtoi(s, &b) || b == 0) {
+          std::fprintf(stderr, "bench-forward: bad --batches\n");
+          return 2;
+        }
+        o.batches.push_back(b);
+      }
+    } else if (a == "--context") {
+      if (!absl::SimpleAtoi(value(), &o.context)) return 2;
+    } else if (a == "--prefill") {
+      if (!absl::SimpleAtoi(value(), &o.prefill)) return 2;
+    } else if (a == "--quick") {
+      o.quick = true;
+    } else {
+      std::fprintf(stderr,
+                   "usage: expertserve-bench-forward --model DIR [--model DIR ...] "
+                   "[--batches 1,4,16,64] [--context 128] [--prefill 512] [--quick]\n");
+      return 2;
+    }
+  }
+  if (o.models.empty()) {
+    std::fprintf(stderr, "bench-forward: give at least one --model DIR\n");
+    return 2;
+  }
+  return expertserve::bench::Run(o);
+}
