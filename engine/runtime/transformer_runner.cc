@@ -10,8 +10,11 @@ namespace expertserve::engine {
 absl::StatusOr<std::unique_ptr<TransformerRunner>> TransformerRunner::Create(
     std::unique_ptr<Transformer> model, const TransformerRunnerOptions& options) {
   const size_t per_token = KvBytesPerToken(model->config(), kernels::KvDType::kF32);
-  ES_ASSIGN_OR_RETURN(int32_t blocks, NumBlocksForBudget(options.kv_budget_bytes, per_token,
-                                                         options.block_tokens));
+  int32_t blocks = options.num_blocks;
+  if (blocks <= 0) {
+    ES_ASSIGN_OR_RETURN(blocks, NumBlocksForBudget(options.kv_budget_bytes, per_token,
+                                                   options.block_tokens));
+  }
   return std::unique_ptr<TransformerRunner>(new TransformerRunner(
       std::move(model), blocks, options.block_tokens, options.num_threads));
 }

@@ -17,6 +17,8 @@ namespace expertserve::engine {
 struct TransformerRunnerOptions {
   size_t kv_budget_bytes = size_t{256} << 20;
   int32_t block_tokens = 16;
+  // > 0: exactly this many blocks, ignoring kv_budget_bytes (tests).
+  int32_t num_blocks = 0;
   size_t num_threads = 0;  // 0 = hardware concurrency
 };
 
