@@ -1,5 +1,8 @@
 #include "engine/forward/model_weights.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <map>
 #include <set>
 #include <string>
@@ -88,6 +91,18 @@ class TensorResolver {
   const checkpoint::Checkpoint& ckpt_;
   std::map<std::string, TensorSpec> specs_;
 };
+
+// Advisory MADV_DONTNEED on the whole pages inside `bytes`.
+void DropPages(std::span<const std::byte> bytes) {
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin =
+      (reinterpret_cast<uintptr_t>(bytes.data()) + page - 1) / page * page;
+  const uintptr_t end =
+      (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size()) / page * page;
+  if (end > begin) {
+    ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  }
+}
 
 MlpWeights LoadMlp(const TensorResolver& r, const std::string& prefix,
                    int64_t intermediate) {
@@ -183,6 +198,10 @@ absl::Status LoadMoe(const ModelConfig& c, const TensorResolver& r,
     ES_RETURN_IF_ERROR(m.experts->MapBaseExpert(
         static_cast<ExpertId>(e),
         memory::ExpertWeightsView{bytes(t[0]), bytes(t[1]), bytes(t[2])}));
+    // The table holds the copy now: drop the checkpoint's pages of this
+    // expert so routed experts are resident once (the mapping is read-only
+    // and file-backed, so the pages refault if anything reads them again).
+    for (const TensorSpec& s : t) DropPages(bytes(s));
   }
   const std::vector<TensorSpec> shared = SharedExpertTensors(c, l);
   if (!shared.empty()) {
