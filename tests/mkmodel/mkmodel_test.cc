@@ -311,6 +311,27 @@ TEST(MkmodelTest, ShardedCheckpointHasAConsistentIndex) {
   for (const auto& [name, t] : single) EXPECT_EQ(t.bytes, sharded[name].bytes);
 }
 
+TEST(MkmodelTest, StreamingPathWritesTheSameTensors) {
+  TempDir tmp;
+  ModelOptions o = Tiny("qwen2_moe", DType::kF16);
+  ASSERT_THAT(WriteModel(o, tmp.path() / "memory"), IsOk());
+  o.in_memory_limit_bytes = 0;  // shard by shard, in parallel
+  o.max_shard_bytes = 100 * 1024;
+  ASSERT_THAT(WriteModel(o, tmp.path() / "streamed"), IsOk());
+  ASSERT_THAT(WriteModel(o, tmp.path() / "streamed2"), IsOk());
+  EXPECT_TRUE(fs::exists(tmp.path() / "streamed/model.safetensors.index.json"));
+  auto a = ReadCheckpoint(tmp.path() / "memory");
+  auto b = ReadCheckpoint(tmp.path() / "streamed");
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, t] : a) EXPECT_EQ(t.bytes, b[name].bytes) << name;
+  for (const auto& e : fs::directory_iterator(tmp.path() / "streamed")) {
+    EXPECT_EQ(ReadFile(e.path()),
+              ReadFile(tmp.path() / "streamed2" / e.path().filename()))
+        << e.path();
+  }
+  ExpectMatchesManifest(tmp.path() / "streamed", DType::kF16);
+}
+
 TEST(MkmodelTest, DeepseekVariants) {
   TempDir tmp;
   ModelOptions o = Tiny("deepseek_v2");

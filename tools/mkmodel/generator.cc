@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "checkpoint/safetensors.h"
 #include "common/status_macros.h"
+#include "common/thread_pool.h"
 #include "engine/model/weight_manifest.h"
 #include "nlohmann/json.hpp"
 #include "tools/mkmodel/prng.h"
@@ -33,8 +34,6 @@ using Json = nlohmann::json;  // sorted keys, as transformers writes them
 absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
 constexpr char kTransformersVersion[] = "4.51.0";
-// Above this, tensors are generated shard by shard instead of all at once.
-constexpr uint64_t kInMemoryLimitBytes = 512ull << 20;
 constexpr uint64_t kDefaultBigShardBytes = 1ull << 30;  // bounds peak memory
 
 // Every size knob of a generated model.
@@ -396,13 +395,14 @@ absl::Status MakeDir(const std::filesystem::path& dir) {
 absl::Status WriteTensors(const std::vector<TensorSpec>& specs, uint64_t seed,
                           const ModelConfig& config, checkpoint::DType dtype,
                           uint64_t max_shard_bytes,
+                          uint64_t in_memory_limit_bytes,
                           const std::filesystem::path& dir,
                           const ProgressFn& progress) {
   uint64_t total = 0;
   for (const TensorSpec& t : specs) {
     total += static_cast<uint64_t>(t.num_elements()) * checkpoint::DTypeSize(dtype);
   }
-  if (total <= kInMemoryLimitBytes) {
+  if (total <= in_memory_limit_bytes) {
     std::vector<std::vector<std::byte>> data;
     data.reserve(specs.size());
     std::vector<checkpoint::TensorToWrite> tensors;
@@ -440,18 +440,25 @@ absl::Status WriteTensors(const std::vector<TensorSpec>& specs, uint64_t seed,
   }
   Json weight_map = Json::object();
   uint64_t written = 0;
+  ThreadPool pool;
   for (size_t s = 0; s < shards.size(); ++s) {
     const std::string file = absl::StrFormat("model-%05d-of-%05d.safetensors",
                                              s + 1, shards.size());
-    std::vector<std::vector<std::byte>> data;
+    const size_t first = shards[s].first;
+    const size_t count = shards[s].second - first;
+    // Every tensor has its own PRNG stream, so generating them in parallel
+    // gives the same bytes.
+    std::vector<std::vector<std::byte>> data(count);
+    pool.ParallelFor(count, [&](size_t k, size_t) {
+      data[k] = GenerateTensor(specs[first + k], seed, config, dtype);
+    });
     std::vector<checkpoint::TensorToWrite> tensors;
-    data.reserve(shards[s].second - shards[s].first);
-    for (size_t i = shards[s].first; i < shards[s].second; ++i) {
-      data.push_back(GenerateTensor(specs[i], seed, config, dtype));
-      tensors.push_back({specs[i].name, dtype, specs[i].shape, data.back()});
+    for (size_t k = 0; k < count; ++k) {
+      const size_t i = first + k;
+      tensors.push_back({specs[i].name, dtype, specs[i].shape, data[k]});
       weight_map[specs[i].name] = file;
       const uint64_t before = written;
-      written += data.back().size();
+      written += data[k].size();
       constexpr uint64_t kStep = 256ull << 20;
       if (progress && written / kStep != before / kStep) {
         progress(absl::StrFormat("  generated %.0f / %.0f MiB", written / 1048576.0,
@@ -521,7 +528,8 @@ absl::Status WriteModel(const ModelOptions& options,
   }
   return WriteTensors(engine::ExpectedTensors(config), options.seed, config,
                       options.dtype,
-                      options.max_shard_bytes, out_dir, progress);
+                      options.max_shard_bytes, options.in_memory_limit_bytes,
+                      out_dir, progress);
 }
 
 absl::Status WriteAdapter(const std::filesystem::path& base_dir,
@@ -604,7 +612,8 @@ absl::Status WriteAdapter(const std::filesystem::path& base_dir,
               {"non_expert_modules", false}};
   ES_RETURN_IF_ERROR(WriteJson(out_dir / "expert_cfg.json", cfg));
   return WriteTensors(specs, seed, config, dtype,
-                      options.max_shard_bytes, out_dir, nullptr);
+                      options.max_shard_bytes,
+                      std::numeric_limits<uint64_t>::max(), out_dir, nullptr);
 }
 
 absl::Status WriteDemo(const std::filesystem::path& out_dir,

@@ -38,6 +38,9 @@ struct ModelOptions {
   std::string topk_method;
   // > 0: shard the safetensors at this many bytes (exercises the index).
   uint64_t max_shard_bytes = 0;
+  // Checkpoints above this are generated shard by shard (1 GiB shards unless
+  // max_shard_bytes), in parallel, to bound memory. Tests lower it.
+  uint64_t in_memory_limit_bytes = 512ull << 20;
 };
 
 // Progress lines ("layer 3/12 ..."); may be empty.
