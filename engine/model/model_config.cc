@@ -66,7 +66,7 @@ constexpr std::array<std::string_view, 30> kIgnoredFields = {
 };
 
 // Reads fields out of one JSON object and remembers which it consumed, so
-// that whatever is left over can be rejected by name.
+// that whatever is left over can be rejected by name. Thread-compatible.
 class FieldReader {
  public:
   FieldReader(const Json& obj, std::string prefix)
