@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/runtime/engine_group.h"
 #include "engine/runtime/fake_model_runner.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -155,6 +156,38 @@ TEST(EngineTest, AdapterRoutingIsHeldExactlyWhileInUse) {
   EXPECT_THAT(sink->final_output()->status, IsOk());
   // The engine dropped its reference when the request finished.
   EXPECT_TRUE(adapters->last.expired());
+}
+
+TEST(EngineGroupTest, DispatchesByModelName) {
+  EngineGroup group;
+  EngineOptions a, b;
+  a.model_name = "alpha";
+  b.model_name = "beta";
+  ASSERT_THAT(group.Add("alpha", std::make_unique<Engine>(a, std::make_unique<FakeModelRunner>(
+                                                                 FakeModelOptions{}),
+                                                         nullptr)),
+              IsOk());
+  ASSERT_THAT(group.Add("beta", std::make_unique<Engine>(b, std::make_unique<FakeModelRunner>(
+                                                               FakeModelOptions{}),
+                                                        nullptr)),
+              IsOk());
+  EXPECT_THAT(group.Add("beta", nullptr), StatusIs(absl::StatusCode::kAlreadyExists));
+  GenerateRequest r = Req("x");
+  r.model = "gamma";
+  EXPECT_THAT(group.Submit(r, std::make_shared<RecordingSink>()),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("alpha, beta")));
+  auto sa = std::make_shared<RecordingSink>(), sb = std::make_shared<RecordingSink>();
+  r.model = "alpha";
+  ASSERT_THAT(group.Submit(r, sa), IsOk());
+  r.model = "beta";
+  ASSERT_THAT(group.Submit(r, sb), IsOk());  // same id, other model
+  static_cast<Engine*>(group.Find("alpha"))->WaitIdle();
+  static_cast<Engine*>(group.Find("beta"))->WaitIdle();
+  EXPECT_EQ(sa->tokens(), sb->tokens());
+  const auto stats = group.GetStats();
+  ASSERT_EQ(stats.size(), 2u);
+  EXPECT_EQ(stats[0].model, "alpha");
+  EXPECT_EQ(stats[1].model, "beta");
 }
 
 }  // namespace
