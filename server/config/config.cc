@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -27,6 +28,7 @@
 #include "server/config/diagnostics.h"
 #include "server/config/units.h"
 #include "server/config/yaml_reader.h"
+#include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
 namespace expertserve::server::config {
@@ -34,16 +36,17 @@ namespace fs = std::filesystem;
 namespace {
 
 // Enum spellings, indexed by the enum's value.
-const std::vector<absl::string_view> kDTypeNames = {"auto", "float32",
-                                                   "bfloat16", "float16"};
-const std::vector<absl::string_view> kPermissionNames = {"inference", "admin"};
-const std::vector<absl::string_view> kPolicyNames = {"fcfs", "priority"};
-const std::vector<absl::string_view> kLogLevelNames = {"debug", "info",
-                                                      "warning", "error"};
-const std::vector<absl::string_view> kLogFormatNames = {"text", "json"};
+constexpr absl::string_view kDTypeNames[] = {"auto", "float32", "bfloat16",
+                                             "float16"};
+constexpr absl::string_view kPermissionNames[] = {"inference", "admin"};
+constexpr absl::string_view kPolicyNames[] = {"fcfs", "priority"};
+constexpr absl::string_view kLogLevelNames[] = {"debug", "info", "warning",
+                                                "error"};
+constexpr absl::string_view kLogFormatNames[] = {"text", "json"};
 
 constexpr int64_t kMaxTokensBound = int64_t{1} << 31;  // sanity bound
 constexpr size_t kMaxNameLength = 128;
+constexpr uint64_t kMaxGrpcInt = (uint64_t{1} << 31) - 1;  // gRPC args are int
 constexpr uint64_t kMaxConfigFileBytes = 16 * kMiB;
 
 // Names appear in API requests, metrics labels and logs: keep them plain.
@@ -153,8 +156,8 @@ class Parser {
     return [this](const Entry& e) { return r_.Bool(e); };
   }
   template <typename Enum>
-  auto ChoiceFn(const std::vector<absl::string_view>& names) {
-    return [this, &names](const Entry& e) -> std::optional<Enum> {
+  auto ChoiceFn(absl::Span<const absl::string_view> names) {
+    return [this, names](const Entry& e) -> std::optional<Enum> {
       auto i = r_.Choice(e, names);
       if (!i) return std::nullopt;
       return static_cast<Enum>(*i);
@@ -269,12 +272,10 @@ class Parser {
     GrpcLimits& g = c_.server.grpc;
     MapReader m(r_, e);
     if (!m.ok()) return;
-    // gRPC takes these as int: cap below 2 GiB.
-    constexpr uint64_t kMaxInt = (uint64_t{1} << 31) - 1;
-    auto int_size = [this, kMaxInt](uint64_t min) {
-      return [this, min, kMaxInt](const Entry& x) -> std::optional<uint64_t> {
+    auto int_size = [this](uint64_t min) {
+      return [this, min](const Entry& x) -> std::optional<uint64_t> {
         auto v = r_.Size(x, min);
-        if (v && *v > kMaxInt) {
+        if (v && *v > kMaxGrpcInt) {
           r_.Error(x, absl::StrCat("expected a size below 2GiB (gRPC limits "
                                    "are 32-bit), found ",
                                    Quote(x.node.Scalar())));
@@ -414,8 +415,10 @@ class Parser {
 
   void Models(const Entry& e) {
     r_.ForEach(e, [&](const Entry& item) {
+      // A placeholder keeps c_.models[i] aligned with models[i] for the
+      // cross-checks; its empty name is skipped there.
       MapReader m(r_, item);
-      if (!m.ok()) return;
+      if (!m.ok()) return c_.models.push_back({});
       ModelConfig mc;
       if (auto x = m.Require("name", "a model name")) {
         if (auto n = Name(*x)) mc.name = *n;
@@ -440,7 +443,7 @@ class Parser {
   void Adapters(const Entry& e) {
     r_.ForEach(e, [&](const Entry& item) {
       MapReader m(r_, item);
-      if (!m.ok()) return;
+      if (!m.ok()) return c_.adapters.push_back({});
       AdapterConfig a;
       if (auto x = m.Require("name", "an adapter name")) {
         if (auto n = Name(*x)) a.name = *n;
@@ -497,7 +500,7 @@ class Parser {
     if (auto x = m.Get("categories")) {
       r_.ForEach(*x, [&](const Entry& item) {
         MapReader cm(r_, item);
-        if (!cm.ok()) return;
+        if (!cm.ok()) return rc.categories.push_back({});
         RouterCategory cat;
         if (auto n = cm.Require("name", "a category name")) {
           if (auto v = Name(*n)) cat.name = *v;
@@ -625,7 +628,7 @@ class Parser {
   ServerConfig& c_;
 };
 
-std::string KnownList(const std::vector<absl::string_view>& names) {
+std::string KnownList(absl::Span<const absl::string_view> names) {
   return names.empty() ? "none are configured" : absl::StrJoin(names, ", ");
 }
 
@@ -674,7 +677,7 @@ class Validator {
                    const std::string& name,
                    const std::vector<absl::string_view>& known) {
     std::string msg = absl::StrCat("unknown ", kind, " ", Quote(name));
-    absl::string_view hint = Suggest(name, known);
+    absl::string_view hint = d_.full() ? "" : Suggest(name, known);
     if (!hint.empty()) absl::StrAppend(&msg, " (did you mean \"", hint, "\"?)");
     absl::StrAppend(&msg, "; expected one of the configured ", kind, "s: ",
                     KnownList(known));
@@ -732,9 +735,7 @@ class Validator {
         if (!inserted) {
           d_.AddAt(ex_path,
                    absl::StrCat("duplicate example ", Quote(cat.examples[j]),
-                                " (also at ", it->second,
-                                "); one utterance cannot teach two "
-                                "categories"));
+                                " (also at ", it->second, ")"));
         }
       }
     }
@@ -830,24 +831,65 @@ class Validator {
   std::vector<absl::string_view> adapter_names_;
 };
 
+// Counts documents without building them, stopping at the second: yaml-cpp
+// 0.7's LoadAll loops forever, allocating, on inputs such as "," (upstream
+// jbeder/yaml-cpp#1040, fixed after 0.8 by #1319).
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++count_ == 2) second_ = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  int count() const { return count_; }
+  const YAML::Mark& second() const { return second_; }
+
+ private:
+  int count_ = 0;
+  YAML::Mark second_;
+};
+
+// Where a second document starts, if there is one. Throws like YAML::Load.
+std::optional<Position> SecondDocument(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  while (counter.count() < 2 && parser.HandleNextDocument(counter)) {
+  }
+  if (counter.count() < 2) return std::nullopt;
+  const YAML::Mark& m = counter.second();
+  return Position{m.line + 1, m.column + 1};
+}
+
 void ParseInto(std::string_view yaml_text, const ParseOptions& options,
                Diagnostics& diag, ServerConfig& config) {
   // yaml-cpp throws; nothing may escape this library.
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml_text));
-    if (docs.empty() || docs[0].IsNull()) {
+    const std::string text(yaml_text);
+    const YAML::Node doc = YAML::Load(text);
+    if (doc.IsNull()) {
       diag.Add({}, "",
                "the file is empty; expected a mapping with at least a "
                "\"models\" list");
       return;
     }
-    if (docs.size() > 1) {
-      diag.Add(PositionOf(docs[1]), "",
-               absl::StrCat("expected one YAML document, found ", docs.size(),
-                            " (remove the \"---\" separators)"));
+    if (std::optional<Position> second = SecondDocument(text)) {
+      diag.Add(*second, "",
+               "expected one YAML document, found a second one (remove the "
+               "\"---\" separator)");
     }
     Reader reader(diag);
-    Entry root{docs[0], "", PositionOf(docs[0], {1, 1})};
+    Entry root{doc, "", PositionOf(doc, {1, 1})};
     Parser(reader, options, config).Root(root);
     Validator(config, diag).Run();
   } catch (const YAML::Exception& e) {

@@ -90,30 +90,32 @@ namespace {
 // Optimal-string-alignment distance, case-insensitive: a swapped pair of
 // letters ("modles") counts as one edit.
 size_t EditDistance(absl::string_view a, absl::string_view b) {
-  const size_t n = a.size(), m = b.size();
-  std::vector<std::vector<size_t>> d(n + 1, std::vector<size_t>(m + 1));
-  for (size_t i = 0; i <= n; ++i) d[i][0] = i;
-  for (size_t j = 0; j <= m; ++j) d[0][j] = j;
-  for (size_t i = 1; i <= n; ++i) {
+  const size_t m = b.size();
+  // Three rolling rows: i-2, i-1, i.
+  std::vector<size_t> prev2(m + 1), prev(m + 1), cur(m + 1);
+  for (size_t j = 0; j <= m; ++j) prev[j] = j;
+  auto lower = [](char c) { return absl::ascii_tolower(c); };
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
     for (size_t j = 1; j <= m; ++j) {
-      const bool same = absl::ascii_tolower(a[i - 1]) ==
-                        absl::ascii_tolower(b[j - 1]);
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
-                          d[i - 1][j - 1] + (same ? 0 : 1)});
-      if (i > 1 && j > 1 &&
-          absl::ascii_tolower(a[i - 1]) == absl::ascii_tolower(b[j - 2]) &&
-          absl::ascii_tolower(a[i - 2]) == absl::ascii_tolower(b[j - 1])) {
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      const bool same = lower(a[i - 1]) == lower(b[j - 1]);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1,
+                         prev[j - 1] + (same ? 0 : 1)});
+      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) &&
+          lower(a[i - 2]) == lower(b[j - 1])) {
+        cur[j] = std::min(cur[j], prev2[j - 2] + 1);
       }
     }
+    std::swap(prev2, prev);
+    std::swap(prev, cur);
   }
-  return d[n][m];
+  return prev[m];
 }
 
 }  // namespace
 
 absl::string_view Suggest(absl::string_view word,
-                         const std::vector<absl::string_view>& candidates) {
+                          absl::Span<const absl::string_view> candidates) {
   // Long garbage keys are not typos; skip the quadratic work.
   if (word.empty() || word.size() > 64) return {};
   absl::string_view best;

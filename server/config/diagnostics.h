@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 
 namespace expertserve::server::config {
 
@@ -40,6 +41,9 @@ class Diagnostics {
   bool Has(absl::string_view path) const { return positions_.contains(path); }
 
   bool empty() const { return errors_.empty(); }
+  // True once further errors would only be counted: callers may skip
+  // expensive work such as suggestions.
+  bool full() const { return errors_.size() >= kMaxErrors; }
   size_t size() const { return errors_.size() + dropped_; }
   const std::string& source() const { return source_; }
 
@@ -67,7 +71,7 @@ std::string QuotePath(absl::string_view path);
 // The closest candidate to `word` (case-insensitive edit distance with
 // transpositions), or "" if none is close enough to be a plausible typo.
 absl::string_view Suggest(absl::string_view word,
-                         const std::vector<absl::string_view>& candidates);
+                          absl::Span<const absl::string_view> candidates);
 
 }  // namespace expertserve::server::config
 

@@ -144,7 +144,7 @@ std::optional<absl::Duration> Reader::Duration(const Entry& e,
 }
 
 std::optional<size_t> Reader::Choice(
-    const Entry& e, const std::vector<absl::string_view>& names) {
+    const Entry& e, absl::Span<const absl::string_view> names) {
   const std::string what = absl::StrCat("one of ", absl::StrJoin(names, ", "));
   std::optional<std::string> s = Scalar(e, what);
   if (!s) return std::nullopt;
@@ -186,8 +186,11 @@ MapReader::MapReader(Reader& reader, const Entry& map)
     return;
   }
   absl::flat_hash_map<std::string, Position> seen;
+  // Copies, not references: yaml-cpp's iterator returns a temporary proxy,
+  // so `const Node& k = it->first` dangles (ASan: stack-use-after-scope).
   for (auto it = map.node.begin(); it != map.node.end(); ++it) {
-    const YAML::Node& key = it->first;
+    const YAML::Node key = it->first;
+    const YAML::Node val = it->second;
     const Position key_pos = PositionOf(key, map.pos);
     if (!key.IsScalar()) {
       reader_.diag().Add(key_pos, map.path,
@@ -205,9 +208,9 @@ MapReader::MapReader(Reader& reader, const Entry& map)
                        prev->second.line, ")"));
       continue;
     }
-    Entry value{it->second, path, PositionOf(it->second, key_pos)};
+    Entry value{val, path, PositionOf(val, key_pos)};
     // A null value's mark is where the value would be; the key reads better.
-    if (it->second.IsNull()) value.pos = key_pos;
+    if (val.IsNull()) value.pos = key_pos;
     reader_.diag().Record(path, value.pos);
     items_.push_back({name, std::move(value), key_pos});
   }
@@ -250,6 +253,10 @@ void MapReader::Finish() {
   std::vector<absl::string_view> known(known_.begin(), known_.end());
   for (const Item& item : items_) {
     if (item.used) continue;
+    if (reader_.diag().full()) {
+      reader_.diag().Add(item.key_pos, "", "");  // counted only
+      continue;
+    }
     std::string msg = absl::StrCat("unknown key ", Quote(item.key));
     absl::string_view hint = Suggest(item.key, known);
     if (!hint.empty()) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "server/config/diagnostics.h"
 #include "yaml-cpp/yaml.h"
 
@@ -51,7 +52,7 @@ class Reader {
   std::optional<absl::Duration> Duration(const Entry& e, bool allow_zero);
   // One of `names`; returns its index.
   std::optional<size_t> Choice(const Entry& e,
-                               const std::vector<absl::string_view>& names);
+                               absl::Span<const absl::string_view> names);
 
   // Calls `fn` for each item of a list (null = empty list). Reports and
   // returns false if `e` is not a list.
