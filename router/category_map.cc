@@ -1,5 +1,6 @@
 #include "router/category_map.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
@@ -22,6 +23,12 @@ absl::StatusOr<CategoryMap> CategoryMap::Create(
     const std::map<std::string, Target>& routes,
     const std::optional<Target>& default_target) {
   std::vector<std::string> errors;
+  std::vector<std::string> known;  // for messages: distinct, non-empty
+  for (const std::string& c : categories) {
+    if (!c.empty() && std::find(known.begin(), known.end(), c) == known.end()) {
+      known.push_back(c);
+    }
+  }
   CategoryMap map;
   map.routes_.resize(categories.size());
   for (const auto& [name, target] : routes) {
@@ -32,8 +39,8 @@ absl::StatusOr<CategoryMap> CategoryMap::Create(
     if (index == categories.size()) {
       errors.push_back(absl::StrCat("router.routes.", name, ": unknown category \"", name,
                                     "\"; expected one of: ",
-                                    categories.empty() ? "(no categories configured)"
-                                                       : absl::StrJoin(categories, ", ")));
+                                    known.empty() ? "(no categories configured)"
+                                                  : absl::StrJoin(known, ", ")));
       continue;
     }
     if (target.model.empty()) {

@@ -14,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "common/status_macros.h"
 #include "router/text_util.h"
 
@@ -81,7 +83,11 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterSpec& spec) {
   auto router = std::unique_ptr<Router>(new Router());
   for (const RouterCategory& cat : spec.categories) router->names_.push_back(cat.name);
   auto map = CategoryMap::Create(router->names_, spec.routes, spec.default_target);
-  if (!map.ok()) errors.push_back(std::string(map.status().message()));
+  if (!map.ok()) {
+    for (absl::string_view line : absl::StrSplit(map.status().message(), '\n')) {
+      errors.emplace_back(line);
+    }
+  }
   if (!errors.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "invalid router spec: ", errors.size(), errors.size() == 1 ? " error" : " errors",
