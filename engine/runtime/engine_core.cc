@@ -227,7 +227,9 @@ bool EngineCore::Emit(Sequence& s, TokenId token, std::span<const float> logits,
                       absl::Time now) {
   Request& r = *s.request;
   if (!r.first_token) r.first_token = now;
-  if (r.req.sampling.prompt_logprobs && !r.prompt_logprobs.empty()) {
+  if (r.req.sampling.prompt_logprobs && !r.prompt_logprobs_sent) {
+    r.prompt_logprobs_sent = true;
+    if (r.prompt_logprobs.empty()) r.prompt_logprobs.push_back({});  // 1-token prompt
     r.sink->OnPromptLogprobs(r.prompt_logprobs);
     r.prompt_logprobs.clear();
     r.prompt_logprobs.shrink_to_fit();

@@ -115,6 +115,7 @@ class EngineCore {
     int32_t cached_tokens = 0;
     int32_t completion_tokens = 0;
     std::vector<PositionLogprobs> prompt_logprobs;
+    bool prompt_logprobs_sent = false;
   };
 
   SeqState ViewRunning(const Sequence& s) const;

@@ -222,6 +222,48 @@ TEST_P(RealModelTest, AbortsAndCompletionLeaveKvAllFree) {
   EXPECT_EQ(st.kv_usage, 0.0);
 }
 
+TEST_P(RealModelTest, StreamedTextAndStopStringsUseTheTokenizer) {
+  auto engine = Load();
+  ASSERT_NE(engine, nullptr);
+  ASSERT_NE(engine->tokenizer(), nullptr);
+  Job j = Jobs(200)[2];
+  j.max_tokens = 20;
+  auto plain = std::make_shared<RecordingSink>();
+  ASSERT_THAT(engine->Submit(Greedy("plain", j), plain), IsOk());
+  engine->WaitIdle();
+  const RecordingSink::Sample full = plain->sample();
+  auto decoded = engine->tokenizer()->Decode(full.tokens, /*skip_special_tokens=*/true);
+  ASSERT_THAT(decoded, IsOk());
+  EXPECT_EQ(full.text, *decoded);  // deltas concatenate to the full decode
+  // Stop at a 3-byte string starting at the text of token k, for the first k
+  // where that string does not occur earlier (random weights repeat a lot).
+  std::string head, stop;
+  for (size_t k = 2; k + 3 < full.tokens.size() && stop.empty(); ++k) {
+    auto h = engine->tokenizer()->Decode(
+        std::vector<TokenId>(full.tokens.begin(), full.tokens.begin() + static_cast<long>(k)),
+        true);
+    ASSERT_THAT(h, IsOk());
+    if (full.text.compare(0, h->size(), *h) != 0 || full.text.size() < h->size() + 3) continue;
+    const std::string cand = full.text.substr(h->size(), 3);
+    if (full.text.find(cand) == h->size()) {
+      head = *h;
+      stop = cand;
+    }
+  }
+  if (stop.empty()) GTEST_SKIP() << "no unique 3-byte stop string in the generated text";
+  GenerateRequest r = Greedy("stop", j);
+  r.sampling.stop = {stop};
+  auto stopped = std::make_shared<RecordingSink>();
+  ASSERT_THAT(engine->Submit(r, stopped), IsOk());
+  engine->WaitIdle();
+  const FinalOutput out = *stopped->final_output();
+  EXPECT_EQ(out.samples[0].finish_reason, FinishReason::kStop);
+  EXPECT_EQ(out.samples[0].stop_string, stop);
+  EXPECT_EQ(stopped->sample().text, head);
+  EXPECT_LT(stopped->tokens().size(), full.tokens.size());
+  EXPECT_TRUE(engine->KvAllFreeWhenIdle());
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, RealModelTest,
                          ::testing::Values("qwen3_f32", "deepseek_v2_f32_greedy"));
 
