@@ -141,12 +141,4 @@ TEST_F(ExpertserveCliTest, HelpExitsZero) {
   EXPECT_THAT(r.output, HasSubstr("--check"));
 }
 
-TEST_F(ExpertserveCliTest, WithoutCheckLoadsAndExplains) {
-  const std::string file = Write("good.yaml", kGood);
-  Result r = RunExpertserve(absl::StrCat("--config ", file));
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("2 models, 1 adapter, 2 router categories"));
-  EXPECT_THAT(r.output, HasSubstr("issue 6"));
-}
-
 }  // namespace
