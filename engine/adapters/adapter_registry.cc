@@ -116,6 +116,10 @@ absl::StatusOr<AdapterLoadReport> AdapterRegistry::Load(
         "and serve it as its own model"));
   }
   const std::vector<int64_t> moe_layers = config_.MoeLayers();
+  if (moe_layers.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        prefix, "the base model has no MoE layers for an ESFT adapter"));
+  }
   const int64_t E = config_.num_experts;
   for (const auto& [layer, ids] : cfg.experts) {
     if (layer >= config_.num_hidden_layers || !config_.IsMoeLayer(layer)) {
