@@ -46,6 +46,7 @@ class TokenSink : public OutputSinkInterface {
   void OnFinish(const FinalOutput& out) override {
     absl::MutexLock l(&mu_);
     status_ = out.status;
+    cached_tokens_ = out.usage.cached_tokens;
     finished_ = true;
   }
   std::vector<TokenId> tokens() {
@@ -60,12 +61,17 @@ class TokenSink : public OutputSinkInterface {
     absl::MutexLock l(&mu_);
     return status_;
   }
+  int32_t cached_tokens() {
+    absl::MutexLock l(&mu_);
+    return cached_tokens_;
+  }
 
  private:
   absl::Mutex mu_;
   std::vector<TokenId> tokens_ ABSL_GUARDED_BY(mu_);
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  int32_t cached_tokens_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 struct Want {
@@ -203,10 +209,40 @@ TEST_P(EngineAdaptersTest, UnloadWaitsForTheRunningRequestWhichFinishesUndisturb
               StatusIs(absl::StatusCode::kNotFound, HasSubstr(adapter)));
   t.join();
   ES_EXPECT_OK(unload);
-  EXPECT_TRUE(sink->finished()) << "Unload returned while the request still ran";
+  // The engine drops a request's routing after its last token (and just
+  // before OnFinish), so when Unload returns every token has been produced.
+  EXPECT_EQ(sink->tokens().size(), 32u) << "Unload returned while the request still ran";
+  engine_->WaitIdle();
+  EXPECT_TRUE(sink->finished());
   ES_EXPECT_OK(sink->status());
   ExpectReference(adapter, 1, sink->tokens());
   EXPECT_EQ(registry_->List().size(), targets_.size() - 2);
+}
+
+// One prompt run one request at a time, so a finished request's blocks sit in
+// the prefix cache: the same adapter reuses them, another adapter, the base
+// and a reload of the same name never do.
+TEST_P(EngineAdaptersTest, PrefixCacheIsNeverSharedAcrossAdaptersOrReloads) {
+  ASSERT_GE(targets_.size(), 3u);
+  const std::string a = targets_[1], b = targets_[2];
+  ASSERT_GE(prompts_[1].size(), 16u) << "needs one full KV block";
+  int n = 0;
+  auto run = [&](const std::string& target) {
+    auto sink = Submit("seq" + std::to_string(n++), target, 1);
+    engine_->WaitIdle();
+    EXPECT_TRUE(sink->finished());
+    ES_EXPECT_OK(sink->status());
+    ExpectReference(target, 1, sink->tokens());
+    return sink->cached_tokens();
+  };
+  EXPECT_EQ(run("base"), 0);
+  EXPECT_EQ(run(a), 0) << "adapter " << a << " reused the base's KV";
+  EXPECT_GT(run(a), 0) << "the prefix cache is not active for one adapter";
+  EXPECT_EQ(run(b), 0) << "adapter " << b << " reused " << a << "'s KV";
+  EXPECT_GT(run("base"), 0);
+  ES_ASSERT_OK(registry_->Unload(a));
+  ES_ASSERT_OK(registry_->Load(a, dir_ / "adapters" / a).status());
+  EXPECT_EQ(run(a), 0) << "a reload of " << a << " reused the old load's KV";
 }
 
 INSTANTIATE_TEST_SUITE_P(SharedExpertBases, EngineAdaptersTest,
