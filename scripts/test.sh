@@ -28,7 +28,8 @@ ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" --timeout 600
 if [[ "${ES_SKIP_ASAN:-0}" != 1 ]]; then
   stage "unit tests under ASan + UBSan (build-asan)"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-    -DEXPERTSERVE_SANITIZE=ON -DEXPERTSERVE_CUDA=OFF -DEXPERTSERVE_WERROR=ON >/dev/null
+    -DEXPERTSERVE_SANITIZE=ON -DEXPERTSERVE_CUDA=OFF -DEXPERTSERVE_BUILD_BENCH=OFF \
+    -DEXPERTSERVE_WERROR=ON >/dev/null
   cmake --build build-asan -j "$JOBS"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j "$JOBS" -L unit --timeout 900
