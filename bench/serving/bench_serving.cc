@@ -10,7 +10,9 @@
 // usage: expertserve-bench-serving --model DIR [--requests 16] [--rate 0]
 //          [--prompt-mean 128] [--output-mean 64] [--prefix-len 1024]
 //          [--threads 0] [--kv-mb 1024] [--max-batched-tokens 512]
-//          [--max-num-seqs 64] [--seed 1]
+//          [--max-num-seqs 64] [--seed 1] [--decode-tokens 32]
+//   - decode_*: N short-prompt requests with equal outputs, one at a time vs
+//     all at once (steady-state decode throughput and ITL at N streams);
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -182,7 +184,7 @@ int main(int argc, char** argv) {
       {"--requests", "16"},   {"--rate", "0"},         {"--prompt-mean", "128"},
       {"--output-mean", "64"}, {"--prefix-len", "1024"}, {"--threads", "0"},
       {"--kv-mb", "1024"},    {"--max-batched-tokens", "512"},
-      {"--max-num-seqs", "64"}, {"--seed", "1"}};
+      {"--max-num-seqs", "64"}, {"--seed", "1"}, {"--decode-tokens", "32"}};
   std::string model;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--model") {
@@ -199,7 +201,7 @@ int main(int argc, char** argv) {
                  "usage: expertserve-bench-serving --model DIR [--requests N] [--rate R/s, 0 = "
                  "all at once] [--prompt-mean T] [--output-mean T] [--prefix-len T] "
                  "[--threads N] [--kv-mb MB] [--max-batched-tokens T] [--max-num-seqs N] "
-                 "[--seed S]\n");
+                 "[--seed S] [--decode-tokens T, 0 = skip]\n");
     return 2;
   }
   auto num = [&](const char* k) { return std::atof(a[k].c_str()); };
@@ -256,6 +258,25 @@ int main(int argc, char** argv) {
   jc["arrival_rate_per_s"] = rate;
   std::printf("%s\n%s\n", js.dump().c_str(), jc.dump().c_str());
 
+  // Decode streams: the same N requests with short prompts and equal output
+  // lengths, so the runs are decode-dominated: N concurrent streams vs one.
+  std::vector<Job> decode_jobs;
+  const int32_t decode_tokens = static_cast<int32_t>(num("--decode-tokens"));
+  for (int i = 0; i < n; ++i) {
+    Job j;
+    for (int k = 0; k < 8; ++k) j.prompt.push_back(static_cast<TokenId>(1 + rng() % (vocab - 1)));
+    j.max_tokens = decode_tokens;
+    j.arrival_s = 0;
+    decode_jobs.push_back(std::move(j));
+  }
+  RunResult decode_single, decode_batched;
+  if (decode_tokens > 0) {
+    decode_single = Run(engine, decode_jobs, true, "ds");
+    decode_batched = Run(engine, shifted(decode_jobs, 53), false, "dc");
+    std::printf("%s\n%s\n", ToJson("decode_one_at_a_time", decode_single).dump().c_str(),
+                ToJson("decode_concurrent", decode_batched).dump().c_str());
+  }
+
   // Prefix cache: the same long prompt twice (second = cache hit).
   std::vector<TokenId> long_prompt;
   for (int k = 0; k < static_cast<int>(num("--prefix-len")); ++k) {
@@ -279,6 +300,14 @@ int main(int argc, char** argv) {
       {"itl_p99_ratio", Percentile(batched.itl_ms, 99) / Percentile(single.itl_ms, 99)},
       {"ttft_p50_ratio", Percentile(batched.ttft_ms, 50) / Percentile(single.ttft_ms, 50)},
       {"prefix_ttft_speedup", cold / warm}};
+  if (decode_tokens > 0) {
+    sum["decode_streams"] = n;
+    sum["decode_throughput_ratio"] =
+        (static_cast<double>(decode_batched.output_tokens) / decode_batched.wall_s) /
+        (static_cast<double>(decode_single.output_tokens) / decode_single.wall_s);
+    sum["decode_itl_p99_ratio"] =
+        Percentile(decode_batched.itl_ms, 99) / Percentile(decode_single.itl_ms, 99);
+  }
   std::printf("%s\n", sum.dump().c_str());
   return 0;
 }
