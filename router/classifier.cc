@@ -137,6 +137,11 @@ absl::StatusOr<Classifier> Classifier::Fit(
     right += c.FromSimilarities(loo_sim[i], c.temperature_).top == c.labels_[i];
   }
   c.loo_.accuracy = static_cast<double>(right) / static_cast<double>(n);
+  if (options.kind == ClassifierKind::kCentroid) {
+    // Only leave-one-out needed the examples and sums: 16 KiB per example.
+    c.examples_ = {};
+    c.sums_ = {};
+  }
   return c;
 }
 

@@ -76,6 +76,7 @@ class Classifier {
   ClassifierOptions options_;
   size_t num_categories_ = 0;
   int dim_ = 0;
+  // Kept after Fit for kKnn only.
   std::vector<float> examples_;          // [num_examples, dim] L2-normalised
   std::vector<int> labels_;              // [num_examples] category index
   std::vector<std::vector<float>> sums_; // [num_categories][dim] sum of examples
