@@ -64,6 +64,11 @@ absl::StatusOr<Classifier> Classifier::Fit(
     return absl::InvalidArgumentError(
         absl::StrCat("router classifier: knn_k must be >= 1, got ", options.knn_k));
   }
+  if (!(options.hybrid_centroid_weight >= 0 && options.hybrid_centroid_weight <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "router classifier: hybrid_centroid_weight must be in [0, 1], got ",
+        options.hybrid_centroid_weight));
+  }
   if (options.temperature.has_value() &&
       !(*options.temperature > 0 && std::isfinite(*options.temperature))) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -149,21 +154,27 @@ void Classifier::Similarities(const std::vector<int>& nz, absl::Span<const float
                               int exclude, std::vector<double>* sim) const {
   const size_t dim = static_cast<size_t>(dim_);
   sim->assign(num_categories_, 0.0);
-  if (options_.kind == ClassifierKind::kCentroid) {
+  const double centroid_weight =
+      options_.kind == ClassifierKind::kCentroid ? 1.0
+      : options_.kind == ClassifierKind::kKnn    ? 0.0
+                                                 : options_.hybrid_centroid_weight;
+  if (centroid_weight > 0) {
     for (size_t cat = 0; cat < num_categories_; ++cat) {
+      double s = 0;
       if (exclude >= 0 && labels_[exclude] == static_cast<int>(cat)) {
         // The centroid without the query itself (q is that example): the
         // cosine between q and (sum - q).
         const double qq = SparseDot(nz, q, q.data());
         const double sq = SparseDot(nz, q, sums_[cat].data());
         const double n2 = sum_norm2_[cat] - 2 * sq + qq;
-        (*sim)[cat] = n2 > 1e-12 ? (sq - qq) / std::sqrt(n2) : 0.0;
+        s = n2 > 1e-12 ? (sq - qq) / std::sqrt(n2) : 0.0;
       } else {
-        (*sim)[cat] = SparseDot(nz, q, centroids_[cat].data());
+        s = SparseDot(nz, q, centroids_[cat].data());
       }
+      (*sim)[cat] += centroid_weight * s;
     }
-    return;
   }
+  if (centroid_weight >= 1) return;
   // kNN: keep each category's cosines, then average its top k.
   std::vector<std::vector<double>> per_cat(num_categories_);
   for (size_t i = 0; i < labels_.size(); ++i) {
@@ -177,7 +188,7 @@ void Classifier::Similarities(const std::vector<int>& nz, absl::Span<const float
     std::partial_sort(v.begin(), v.begin() + k, v.end(), std::greater<>());
     double s = 0;
     for (size_t j = 0; j < k; ++j) s += v[j];
-    (*sim)[cat] = s / static_cast<double>(k);
+    (*sim)[cat] += (1 - centroid_weight) * s / static_cast<double>(k);
   }
 }
 

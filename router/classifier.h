@@ -18,11 +18,16 @@ enum class ClassifierKind {
   kCentroid,
   // Mean of the k highest cosines to each category's examples.
   kKnn,
+  // hybrid_centroid_weight * centroid + (1 - weight) * kNN: the centroid
+  // captures a category's overall vocabulary, the nearest example a
+  // specific phrasing.
+  kHybrid,
 };
 
 struct ClassifierOptions {
   ClassifierKind kind = ClassifierKind::kCentroid;
-  int knn_k = 3;  // kKnn only; capped at each category's example count
+  int knn_k = 3;  // kKnn/kHybrid; capped at each category's example count
+  double hybrid_centroid_weight = 0.5;  // kHybrid only, in [0, 1]
   // Softmax temperature over the similarities. nullopt = fitted: the value
   // minimising the leave-one-out negative log-likelihood of the examples.
   std::optional<double> temperature;
@@ -76,7 +81,7 @@ class Classifier {
   ClassifierOptions options_;
   size_t num_categories_ = 0;
   int dim_ = 0;
-  // Kept after Fit for kKnn only.
+  // Kept after Fit for kKnn and kHybrid only.
   std::vector<float> examples_;          // [num_examples, dim] L2-normalised
   std::vector<int> labels_;              // [num_examples] category index
   std::vector<std::vector<float>> sums_; // [num_categories][dim] sum of examples

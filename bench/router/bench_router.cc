@@ -121,10 +121,12 @@ int main(int argc, char** argv) {
     rt::ClassifierOptions options;
   };
   std::vector<Variant> variants = {
-      {"centroid", {rt::ClassifierKind::kCentroid, 3, std::nullopt}},
-      {"knn1", {rt::ClassifierKind::kKnn, 1, std::nullopt}},
-      {"knn3", {rt::ClassifierKind::kKnn, 3, std::nullopt}},
-      {"knn5", {rt::ClassifierKind::kKnn, 5, std::nullopt}},
+      {"centroid", {rt::ClassifierKind::kCentroid, 3, 0.5, std::nullopt}},
+      {"knn1", {rt::ClassifierKind::kKnn, 1, 0.5, std::nullopt}},
+      {"knn3", {rt::ClassifierKind::kKnn, 3, 0.5, std::nullopt}},
+      {"knn5", {rt::ClassifierKind::kKnn, 5, 0.5, std::nullopt}},
+      {"hybrid_k1", {rt::ClassifierKind::kHybrid, 1, 0.5, std::nullopt}},
+      {"hybrid_k3", {rt::ClassifierKind::kHybrid, 3, 0.5, std::nullopt}},
   };
   for (size_t per_category : {size_t{5}, size_t{1000}}) {
     for (const Variant& v : variants) {

@@ -103,6 +103,29 @@ TEST(ClassifierTest, KnnAveragesTopKCosines) {
   EXPECT_EQ(r.top, 1);
 }
 
+TEST(ClassifierTest, HybridMixesCentroidAndKnn) {
+  auto e = Encoder();
+  ClassifierOptions o;
+  o.temperature = 0.05;
+  o.knn_k = 2;
+  o.kind = ClassifierKind::kCentroid;
+  auto centroid = Classifier::Fit(*e, kExamples, o);
+  o.kind = ClassifierKind::kKnn;
+  auto knn = Classifier::Fit(*e, kExamples, o);
+  o.kind = ClassifierKind::kHybrid;
+  o.hybrid_centroid_weight = 0.3;
+  auto hybrid = Classifier::Fit(*e, kExamples, o);
+  ASSERT_TRUE(centroid.ok() && knn.ok() && hybrid.ok());
+  const auto q = Embed(*e, "fix the rust compile error");
+  const auto c = centroid->Classify(q), k = knn->Classify(q), h = hybrid->Classify(q);
+  for (size_t cat = 0; cat < 2; ++cat) {
+    EXPECT_NEAR(h.similarity[cat], 0.3 * c.similarity[cat] + 0.7 * k.similarity[cat], 1e-9);
+  }
+  o.hybrid_centroid_weight = 1.5;
+  EXPECT_THAT(Classifier::Fit(*e, kExamples, o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("hybrid_centroid_weight")));
+}
+
 TEST(ClassifierTest, FitsTemperatureByLeaveOneOut) {
   auto e = Encoder();
   auto c = Classifier::Fit(*e, kExamples, {});
