@@ -1,7 +1,9 @@
 # gRPC, Protobuf and prometheus-cpp (Debian packages), and protobuf/gRPC code
 # generation. Included by server/ (the only place, with tools/cli and tests,
 # that may depend on generated code), so the core builds without them.
-include_guard(GLOBAL)
+# Per directory: imported targets are directory-scoped, so each user
+# (server/, tools/cli/, tests) includes this file itself.
+include_guard(DIRECTORY)
 
 find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)
