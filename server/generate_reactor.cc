@@ -151,7 +151,6 @@ class StreamSink final : public engine::OutputSinkInterface {
           finish_status_ = ToGrpcStatus(out.status);
         }
       }
-      ticket_.Release();
     }
     if (ctx_->metrics != nullptr) {
       ctx_->metrics->OnRequestFinished(target_.model, target_.adapter, out);
@@ -159,6 +158,10 @@ class StreamSink final : public engine::OutputSinkInterface {
     }
     ctx_->LogRequest(client_id_, "GenerateStream", target_, out);
     Pump();
+    // Last: once released, a draining server may go away.
+    absl::MutexLock lock(&mu_);
+    engine_done_ = true;
+    MaybeReleaseLocked();
   }
 
   // Reactor side.
@@ -167,9 +170,16 @@ class StreamSink final : public engine::OutputSinkInterface {
       absl::MutexLock lock(&mu_);
       has_pending_ = false;
       finish_status_ = std::move(status);
-      ticket_.Release();
+      engine_done_ = true;
+      MaybeReleaseLocked();
     }
     Pump();
+  }
+  // The call is over for gRPC (OnDone).
+  void OnCallDone() {
+    absl::MutexLock lock(&mu_);
+    call_done_ = true;
+    MaybeReleaseLocked();
   }
   void OnWriteDone(bool ok) {
     bool abort = false;
@@ -209,6 +219,12 @@ class StreamSink final : public engine::OutputSinkInterface {
   void Pump();
 
  private:
+  // The admission slot is held until both the engine finished the request
+  // and gRPC finished the call, so a drain never cuts off a final write.
+  void MaybeReleaseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (engine_done_ && call_done_) ticket_.Release();
+  }
+
   ServiceContext* const ctx_;
   StreamReactor* const reactor_;  // valid until Finish has been issued
   engine::EngineInterface* engine_ = nullptr;
@@ -223,6 +239,8 @@ class StreamSink final : public engine::OutputSinkInterface {
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_claimed_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool engine_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool call_done_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
   ItlTracker itl_ ABSL_GUARDED_BY(mu_);
 };
@@ -249,7 +267,10 @@ class StreamReactor final : public grpc::ServerWriteReactor<pb::GenerateStreamRe
 
   void OnWriteDone(bool ok) override { sink_->OnWriteDone(ok); }
   void OnCancel() override { sink_->OnCancel(); }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    sink_->OnCallDone();
+    delete this;
+  }
 
   pb::GenerateStreamResponse current;  // the message being written
 
@@ -322,6 +343,11 @@ class UnarySink final : public engine::OutputSinkInterface {
 
   void FailBeforeSubmit(grpc::Status status);
   void OnCancel();
+  void OnCallDone() {
+    absl::MutexLock lock(&mu_);
+    call_done_ = true;
+    if (engine_done_) ticket_.Release();
+  }
 
  private:
   void FinishOnce(grpc::Status status);
@@ -340,6 +366,8 @@ class UnarySink final : public engine::OutputSinkInterface {
   std::vector<engine::PositionLogprobs> prompt_logprobs_ ABSL_GUARDED_BY(mu_);
   std::vector<pb::Completion> completions_ ABSL_GUARDED_BY(mu_);
   bool finish_claimed_ ABSL_GUARDED_BY(mu_) = false;
+  bool engine_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool call_done_ ABSL_GUARDED_BY(mu_) = false;
   ItlTracker itl_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -359,7 +387,10 @@ class UnaryReactor final : public grpc::ServerUnaryReactor {
     if (!st.ok()) sink_->FailBeforeSubmit(RejectionStatus(ctx, call, st));
   }
   void OnCancel() override { sink_->OnCancel(); }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    sink_->OnCallDone();
+    delete this;
+  }
 
  private:
   std::shared_ptr<UnarySink> sink_;
@@ -378,7 +409,6 @@ void UnarySink::OnFinish(const engine::FinalOutput& out) {
   bool claimed = false;
   {
     absl::MutexLock lock(&mu_);
-    ticket_.Release();
     if (!finish_claimed_) {
       finish_claimed_ = true;
       claimed = true;
@@ -408,12 +438,17 @@ void UnarySink::OnFinish(const engine::FinalOutput& out) {
   }
   ctx_->LogRequest(client_id_, "Generate", target_, out);
   if (claimed) reactor_->Finish(ToGrpcStatus(out.status));
+  // Last: once released, a draining server may go away.
+  absl::MutexLock lock(&mu_);
+  engine_done_ = true;
+  if (call_done_) ticket_.Release();
 }
 
 void UnarySink::FailBeforeSubmit(grpc::Status status) {
   {
     absl::MutexLock lock(&mu_);
-    ticket_.Release();
+    engine_done_ = true;
+    if (call_done_) ticket_.Release();
   }
   FinishOnce(std::move(status));
 }
