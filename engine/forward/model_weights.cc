@@ -19,50 +19,29 @@ namespace {
 
 using kernels::WeightRef;
 
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
-}
-
-// Resolves manifest tensors by name; collects every problem before failing.
+// Resolves manifest tensors by name once the checkpoint has been validated.
 class TensorResolver {
  public:
-  TensorResolver(const ModelConfig& config, const checkpoint::Checkpoint& ckpt)
-      : ckpt_(ckpt) {
-    for (TensorSpec& spec : ExpectedTensors(config)) {
-      std::string name = spec.name;
-      specs_.emplace(std::move(name), std::move(spec));
-    }
-  }
+  explicit TensorResolver(const checkpoint::Checkpoint& ckpt) : ckpt_(ckpt) {}
 
-  // Validates every expected tensor and reports unexpected ones.
+  // Missing or mis-shaped tensors (ValidateCheckpointTensors) and tensors the
+  // config does not use are both errors: an extra tensor usually means the
+  // config.json is not the checkpoint's own (e.g. biases it does not declare).
   absl::Status CheckAll(const ModelConfig& config) {
-    std::vector<std::string> problems;
-    for (const auto& [name, spec] : specs_) {
-      const checkpoint::TensorView view = ckpt_.Find(name);
-      if (view.info == nullptr) {
-        problems.push_back(absl::StrCat("missing tensor ", name, " ",
-                                        ShapeString(spec.shape)));
-        continue;
-      }
-      if (view.info->shape != spec.shape) {
-        problems.push_back(absl::StrCat(
-            "tensor ", name, " has shape ", ShapeString(view.info->shape),
-            ", the config needs ", ShapeString(spec.shape)));
-      }
+    ES_ASSIGN_OR_RETURN(std::vector<std::string> unexpected,
+                        ValidateCheckpointTensors(config, ckpt_));
+    std::vector<std::string> unused;
+    for (const std::string& name : unexpected) {
+      if (!Ignorable(config, name)) unused.push_back(name);
     }
-    for (const std::string& name : ckpt_.TensorNames()) {
-      if (specs_.count(name) || Ignorable(config, name)) continue;
-      problems.push_back(absl::StrCat(
-          "unexpected tensor ", name,
-          " (not used by this config: is config.json the checkpoint's own?)"));
-    }
-    if (problems.empty()) return absl::OkStatus();
-    const size_t shown = std::min<size_t>(problems.size(), 20);
-    std::vector<std::string> head(problems.begin(), problems.begin() + shown);
+    if (unused.empty()) return absl::OkStatus();
+    const size_t shown = std::min<size_t>(unused.size(), 8);
     return absl::DataLossError(absl::StrCat(
-        "checkpoint ", ckpt_.dir().string(), " does not match its config (",
-        problems.size(), " problem(s)): ", absl::StrJoin(head, "; "),
-        problems.size() > shown ? "; ..." : ""));
+        "checkpoint ", ckpt_.dir().string(), " has ", unused.size(),
+        " tensor(s) its config.json does not use (is it the checkpoint's own "
+        "config?): ",
+        absl::StrJoin(unused.begin(), unused.begin() + shown, ", "),
+        unused.size() > shown ? ", ..." : ""));
   }
 
   WeightRef Get(const std::string& name) const {
@@ -73,7 +52,6 @@ class TensorResolver {
   std::vector<float> GetF32(const std::string& name) const {
     return checkpoint::TensorToF32(ckpt_.Find(name));
   }
-  bool Has(const std::string& name) const { return specs_.count(name) > 0; }
 
  private:
   static bool Ignorable(const ModelConfig& config, const std::string& name) {
@@ -89,7 +67,6 @@ class TensorResolver {
   }
 
   const checkpoint::Checkpoint& ckpt_;
-  std::map<std::string, TensorSpec> specs_;
 };
 
 // Advisory MADV_DONTNEED on the whole pages inside `bytes`.
@@ -241,7 +218,7 @@ kernels::DType ToKernelDType(checkpoint::DType dtype) {
 absl::StatusOr<std::unique_ptr<ModelWeights>> ModelWeights::Load(
     const ModelConfig& c, const checkpoint::Checkpoint& ckpt,
     const WeightsOptions& options) {
-  TensorResolver r(c, ckpt);
+  TensorResolver r(ckpt);
   ES_RETURN_IF_ERROR(r.CheckAll(c));
 
   auto w = std::unique_ptr<ModelWeights>(new ModelWeights());
