@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "server/config/command_line.h"
 #include "server/config/config.h"
+#include "server/kserve_service.h"
 #include "server/launch_flags.h"
 #include "server/server.h"
 #ifdef ES_HAVE_ENGINE_RUNTIME
@@ -117,7 +118,10 @@ int main(int argc, char** argv) {
   if (flags.log_format == "text") options.log_format = es::RequestLogFormat::kText;
   if (flags.log_format == "none") options.log_format = es::RequestLogFormat::kNone;
   absl::StatusOr<std::unique_ptr<es::Server>> server =
-      es::Server::Start(options, &catalog, *std::move(auth));
+      es::Server::Start(options, &catalog, *std::move(auth),
+                        {[](es::ServiceContext* ctx) -> std::unique_ptr<grpc::Service> {
+                          return std::make_unique<es::KServeService>(ctx);
+                        }});
   if (!server.ok()) {
     std::fprintf(stderr, "expertserve: %s\n", std::string(server.status().message()).c_str());
     return 1;

@@ -23,6 +23,7 @@
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "kserve/grpc_service.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/server_e2e/server_process.h"
@@ -444,6 +445,116 @@ TEST_F(E2eTest, ShutdownCancelsRequestsPastTheGracePeriod) {
   t.join();
   EXPECT_FALSE(inflight.status.ok());
   EXPECT_THAT(server_.output(), HasSubstr("1 requests cancelled"));
+}
+
+// One BYTES element in the raw form.
+std::string RawBytes(const std::string& s) {
+  const uint32_t n = static_cast<uint32_t>(s.size());
+  std::string out(reinterpret_cast<const char*>(&n), 4);
+  return out + s;
+}
+
+inference::ModelInferRequest KServeRequest(const std::string& prompt, int max_tokens,
+                                           bool stream) {
+  inference::ModelInferRequest r;
+  r.set_model_name("tiny");
+  r.set_id("k1");
+  auto* text = r.add_inputs();
+  text->set_name("text_input");
+  text->set_datatype("BYTES");
+  text->add_shape(1);
+  text->add_shape(1);
+  r.add_raw_input_contents(RawBytes(prompt));
+  auto add = [&](const char* name, const char* dt, std::string raw) {
+    auto* t = r.add_inputs();
+    t->set_name(name);
+    t->set_datatype(dt);
+    t->add_shape(1);
+    t->add_shape(1);
+    r.add_raw_input_contents(std::move(raw));
+  };
+  const int32_t mt = max_tokens;
+  add("max_tokens", "INT32", std::string(reinterpret_cast<const char*>(&mt), 4));
+  const float temp = 0;
+  add("temperature", "FP32", std::string(reinterpret_cast<const char*>(&temp), 4));
+  add("stream", "BOOL", std::string(1, stream ? '\1' : '\0'));
+  return r;
+}
+
+std::string TextOutput(const inference::ModelInferResponse& r) {
+  if (r.outputs_size() != 1 || r.outputs(0).name() != "text_output" ||
+      r.raw_output_contents_size() != 1 || r.raw_output_contents(0).size() < 4) {
+    return "<bad response>";
+  }
+  return r.raw_output_contents(0).substr(4);
+}
+
+TEST_F(E2eTest, KServeV2AndTritonStreamingMatchTheNativeApi) {
+  StartServer();
+  auto kserve = inference::GRPCInferenceService::NewStub(channel_);
+  {
+    grpc::ClientContext ctx;
+    inference::ServerLiveResponse live;
+    ASSERT_TRUE(kserve->ServerLive(&ctx, inference::ServerLiveRequest(), &live).ok());
+    EXPECT_TRUE(live.live());
+  }
+  {
+    grpc::ClientContext ctx;
+    inference::ModelReadyRequest req;
+    req.set_name("tiny");
+    inference::ModelReadyResponse ready;
+    ASSERT_TRUE(kserve->ModelReady(&ctx, req, &ready).ok());
+    EXPECT_TRUE(ready.ready());
+  }
+  {
+    grpc::ClientContext ctx;
+    inference::ModelMetadataRequest req;
+    req.set_name("tiny");
+    inference::ModelMetadataResponse md;
+    ASSERT_TRUE(kserve->ModelMetadata(&ctx, req, &md).ok());
+    EXPECT_EQ(md.outputs(0).name(), "text_output");
+  }
+  // The native API's greedy text for the same prompt.
+  pb::GenerateRequest native;
+  native.set_model("tiny");
+  native.set_text("the quick brown fox");
+  native.mutable_sampling()->set_max_tokens(10);
+  native.mutable_sampling()->set_temperature(0);
+  StreamResult expected = Stream(*stub_, native);
+  ASSERT_TRUE(expected.status.ok());
+
+  grpc::ClientContext ictx;
+  inference::ModelInferResponse resp;
+  grpc::Status st =
+      kserve->ModelInfer(&ictx, KServeRequest("the quick brown fox", 10, false), &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(resp.id(), "k1");
+  EXPECT_EQ(TextOutput(resp), expected.text);
+
+  // ModelStreamInfer: two requests on one stream (one streamed, one bad).
+  grpc::ClientContext sctx;
+  auto stream = kserve->ModelStreamInfer(&sctx);
+  ASSERT_TRUE(stream->Write(KServeRequest("the quick brown fox", 10, true)));
+  ASSERT_TRUE(stream->Write(KServeRequest("x", 0, true)));
+  stream->WritesDone();
+  inference::ModelStreamInferResponse r;
+  std::string streamed;
+  int finals = 0;
+  std::string error;
+  while (stream->Read(&r)) {
+    if (!r.error_message().empty()) {
+      error = r.error_message();
+      continue;
+    }
+    streamed += TextOutput(r.infer_response());
+    auto p = r.infer_response().parameters().find("triton_final_response");
+    if (p != r.infer_response().parameters().end() && p->second.bool_param()) ++finals;
+  }
+  ASSERT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(streamed, expected.text);
+  EXPECT_EQ(finals, 1);
+  EXPECT_THAT(error, HasSubstr("sampling.max_tokens"));
+  EXPECT_EQ(server_.Stop(), 0);
 }
 
 }  // namespace
