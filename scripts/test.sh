@@ -12,6 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 JOBS="${JOBS:-2}"
 BUILD_DIR="${BUILD_DIR:-build}"
+# Let ccache hit across clones at different paths (CI clones afresh).
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 stage() { printf '\n=== %s (%s) ===\n' "$1" "$(date +%T)"; }
 
 stage "install dependencies"
@@ -30,7 +32,20 @@ if [[ "${ES_SKIP_ASAN:-0}" != 1 ]]; then
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
     -DEXPERTSERVE_SANITIZE=ON -DEXPERTSERVE_CUDA=OFF -DEXPERTSERVE_BUILD_BENCH=OFF \
     -DEXPERTSERVE_WERROR=ON >/dev/null
-  cmake --build build-asan -j "$JOBS"
+  # Build only what the unit tests run, plus the two binaries that tests
+  # invoke as subprocesses.
+  # (Test names are their executables' target names; fixture steps are not.)
+  ninja -C build-asan -t targets all | sed -n 's/^\([^:]*\): phony$/\1/p' \
+    > build-asan/all-targets.txt
+  mapfile -t asan_targets < <(ctest --test-dir build-asan -L unit --show-only=json-v1 |
+    /usr/bin/python3 -c '
+import json, sys
+targets = set(open("build-asan/all-targets.txt").read().split())
+for t in json.load(sys.stdin)["tests"]:
+    if t["name"] in targets:
+        print(t["name"])')
+  cmake --build build-asan -j "$JOBS" --target "${asan_targets[@]}" \
+    expertserve expertserve-mkmodel
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j "$JOBS" -L unit --timeout 900
 fi
