@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "server/config/command_line.h"
 #include "server/config/config.h"
+#include "server/admin_service.h"
 #include "server/kserve_service.h"
 #include "server/launch_flags.h"
 #include "server/server.h"
@@ -120,8 +121,11 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<es::Server>> server =
       es::Server::Start(options, &catalog, *std::move(auth),
                         {[](es::ServiceContext* ctx) -> std::unique_ptr<grpc::Service> {
-                          return std::make_unique<es::KServeService>(ctx);
-                        }});
+                           return std::make_unique<es::KServeService>(ctx);
+                         },
+                         [&host](es::ServiceContext* ctx) -> std::unique_ptr<grpc::Service> {
+                           return std::make_unique<es::AdminService>(ctx, host->get());
+                         }});
   if (!server.ok()) {
     std::fprintf(stderr, "expertserve: %s\n", std::string(server.status().message()).c_str());
     return 1;

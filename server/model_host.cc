@@ -10,6 +10,10 @@
 #include "engine/runtime/transformer_runner.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
+#ifdef ES_HAVE_ADAPTERS
+#include "engine/adapters/adapter_registry.h"
+#include "engine/adapters/path_policy.h"
+#endif
 
 namespace expertserve::server {
 namespace {
@@ -48,14 +52,33 @@ engine::SchedulingPolicy Policy(config::SchedulerPolicy p) {
 absl::StatusOr<std::unique_ptr<ModelHost>> ModelHost::Load(
     const config::ServerConfig& config, ModelCatalog* catalog) {
   auto host = std::unique_ptr<ModelHost>(new ModelHost());
+  for (const std::string& r : config.adapter_roots) host->adapter_roots_.emplace_back(r);
   for (const config::ModelConfig& mc : config.models) {
     auto with_name = [&](const absl::Status& s) {
       return absl::Status(s.code(), absl::StrCat("model '", mc.name, "' (", mc.path,
                                                  "): ", s.message()));
     };
+    absl::StatusOr<engine::ModelConfig> peek =
+        engine::LoadModelConfig(std::filesystem::path(mc.path) / "config.json");
+    if (!peek.ok()) return with_name(peek.status());
+    engine::TransformerOptions to;
+    if (peek->is_moe()) {
+      // Adapter slots per MoE layer; "auto" = room for the layer's routed
+      // experts once (any one adapter, or several partial ones).
+      to.weights.adapter_slots_per_layer = static_cast<int>(
+          config.memory.adapter_slots_per_layer.value_or(peek->num_experts));
+    }
     absl::StatusOr<std::unique_ptr<engine::Transformer>> model =
-        engine::Transformer::Load(mc.path);
+        engine::Transformer::Load(mc.path, to);
     if (!model.ok()) return with_name(model.status());
+    Loaded loaded;
+#ifdef ES_HAVE_ADAPTERS
+    if (peek->is_moe()) {
+      engine::Transformer& t = **model;  // heap object: stays put in the runner
+      loaded.adapters =
+          std::make_shared<engine::adapters::AdapterRegistry>(t.config(), t.mutable_weights());
+    }
+#endif
     const engine::ModelConfig& cfg = (*model)->config();
     ServedModel served;
     served.name = mc.name;
@@ -79,7 +102,6 @@ absl::StatusOr<std::unique_ptr<ModelHost>> ModelHost::Load(
         engine::TransformerRunner::Create(*std::move(model), ro);
     if (!runner.ok()) return with_name(runner.status());
 
-    Loaded loaded;
     loaded.name = mc.name;
     std::unique_ptr<engine::Tokenizer> tokenizer;
     if (std::filesystem::exists(std::filesystem::path(mc.path) / "tokenizer.json")) {
@@ -93,7 +115,7 @@ absl::StatusOr<std::unique_ptr<ModelHost>> ModelHost::Load(
       tokenizer = *std::move(tok);
     }
     loaded.engine = std::make_unique<engine::Engine>(std::move(eo), *std::move(runner),
-                                                     std::move(tokenizer));
+                                                     std::move(tokenizer), loaded.adapters);
     served.max_context_tokens = loaded.engine->max_model_len();
     served.engine = loaded.engine.get();
     served.text = loaded.text.get();
@@ -101,10 +123,16 @@ absl::StatusOr<std::unique_ptr<ModelHost>> ModelHost::Load(
     host->models_.push_back(std::move(loaded));
   }
   for (const config::AdapterConfig& a : config.adapters) {
-    // Adapters are listed but not served until the ESFT adapter registry is
-    // wired (see docs/api.md); requests naming them get NOT_FOUND from the
-    // engine's resolver.
-    (void)a;
+    // Adapters named in the config are trusted: their own directory is a
+    // root for this load.
+    std::vector<std::filesystem::path> roots = host->adapter_roots_;
+    roots.push_back(std::filesystem::path(a.path).parent_path());
+    absl::StatusOr<AdapterLoadResult> r = host->LoadWithRoots(a.name, a.path, a.base_model, roots);
+    if (!r.ok()) {
+      return absl::Status(r.status().code(), absl::StrCat("adapter '", a.name, "' (", a.path,
+                                                          "): ", r.status().message()));
+    }
+    catalog->AddAdapter(a.base_model, a.name);
   }
   if (config.router.default_target.has_value()) {
     catalog->SetDefaultTarget(config.router.default_target->model,
@@ -113,7 +141,82 @@ absl::StatusOr<std::unique_ptr<ModelHost>> ModelHost::Load(
   return host;
 }
 
-ModelHost::~ModelHost() = default;
+ModelHost::~ModelHost() {
+  // The adapter registry writes into the base model's expert tables, which
+  // the engine's runner owns: drop our reference first so the engine holds
+  // the last one and destroys the registry before its runner (Engine's
+  // members go in reverse order: adapters_ before runner_).
+  for (Loaded& l : models_) {
+    l.adapters.reset();
+    l.engine.reset();
+  }
+}
+
+ModelHost::Loaded* ModelHost::Find(absl::string_view model) {
+  for (Loaded& l : models_) {
+    if (l.name == model) return &l;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<AdapterLoadResult> ModelHost::LoadAdapter(absl::string_view name,
+                                                         absl::string_view path,
+                                                         absl::string_view base_model) {
+  return LoadWithRoots(name, path, base_model, adapter_roots_);
+}
+
+absl::StatusOr<AdapterLoadResult> ModelHost::LoadWithRoots(
+    absl::string_view name, absl::string_view path, absl::string_view base_model,
+    const std::vector<std::filesystem::path>& roots) {
+#ifdef ES_HAVE_ADAPTERS
+  Loaded* base = Find(base_model);
+  if (base == nullptr) {
+    return absl::NotFoundError(absl::StrCat("base_model: unknown model '", base_model, "'"));
+  }
+  if (base->adapters == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "base_model: '", base_model, "' is not an MoE model; ESFT adapters need one"));
+  }
+  if (roots.empty()) {
+    return absl::PermissionDeniedError(
+        "path: no adapter_roots are configured, so run-time adapter loads are disabled");
+  }
+  ES_ASSIGN_OR_RETURN(std::filesystem::path dir,
+                      engine::adapters::ResolveAdapterDir(roots, std::string(path)));
+  auto* registry = static_cast<engine::adapters::AdapterRegistry*>(base->adapters.get());
+  ES_ASSIGN_OR_RETURN(engine::adapters::AdapterLoadReport report,
+                      registry->Load(std::string(name), dir));
+  AdapterLoadResult r;
+  r.name = report.name;
+  r.base_model = std::string(base_model);
+  r.routed_experts_replaced = report.routed_experts_replaced;
+  r.bytes_copied = report.bytes_copied;
+  r.warnings = report.warnings;
+  return r;
+#else
+  (void)name;
+  (void)path;
+  (void)base_model;
+  (void)roots;
+  return absl::UnimplementedError("this build has no ESFT adapter registry (engine/adapters)");
+#endif
+}
+
+absl::Status ModelHost::UnloadAdapter(absl::string_view name) {
+#ifdef ES_HAVE_ADAPTERS
+  for (Loaded& l : models_) {
+    if (l.adapters == nullptr) continue;
+    auto* registry = static_cast<engine::adapters::AdapterRegistry*>(l.adapters.get());
+    for (const engine::adapters::AdapterInfo& info : registry->List()) {
+      if (info.name == name && !info.draining) return registry->Unload(std::string(name));
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("name: adapter '", name, "' is not loaded"));
+#else
+  (void)name;
+  return absl::UnimplementedError("this build has no ESFT adapter registry (engine/adapters)");
+#endif
+}
 
 engine::Engine* ModelHost::engine(std::string_view model) const {
   for (const Loaded& l : models_) {

@@ -557,5 +557,56 @@ TEST_F(E2eTest, KServeV2AndTritonStreamingMatchTheNativeApi) {
   EXPECT_EQ(server_.Stop(), 0);
 }
 
+TEST_F(E2eTest, EsftAdaptersAndAdminService) {
+  const std::string demo = BinaryDir() + "/test-models/server_e2e/demo";
+  const std::string dir = TempDir("admin");
+  std::ofstream(dir + "/admin.token") << "admin-secret-0123456789abcdef\n";
+  std::ofstream(dir + "/server.yaml") << absl::StrCat(
+      "server:\n  auth:\n    tokens:\n"
+      "      - {name: ops, token_file: admin.token, permissions: [inference, admin]}\n"
+      "      - {name: app, token_env: ES_E2E_APP_TOKEN, permissions: [inference]}\n"
+      "models:\n  - {name: moe, path: ", demo, "/models/moe}\n"
+      "adapters:\n  - {name: math, path: ", demo, "/adapters/math, base_model: moe}\n"
+      "adapter_roots: [", demo, "/adapters]\n");
+  StartServer({"--config", dir + "/server.yaml", "--port", "0"},
+              {"ES_E2E_APP_TOKEN=app-secret-0123456789abcdef"});
+  const std::string app = "--token app-secret-0123456789abcdef ";
+  const std::string ops = "--token admin-secret-0123456789abcdef ";
+  const std::string gen =
+      "--json generate --model moe --prompt-ids 5,6,7,8 --max-tokens 12 --temperature 0 "
+      "--ignore-eos --logprobs 3";
+  int code = -1;
+  auto ids = [&](const std::string& out) {
+    nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+    // Ids and logprobs: the adapter's experts change the distribution even
+    // where the tiny model's greedy choice stays the same.
+    return j.is_object() && j.contains("token_ids")
+               ? j["token_ids"].dump() + j["logprobs"].dump()
+               : out;
+  };
+  const std::string base = ids(Cli(app + gen, &code));
+  ASSERT_EQ(code, 0) << base;
+  const std::string math = ids(Cli(app + gen + " --adapter math", &code));
+  ASSERT_EQ(code, 0) << math;
+  EXPECT_NE(base, math);
+  // Admin RPCs need the admin permission.
+  EXPECT_THAT(Cli(app + "load-adapter --name law --path " + demo + "/adapters/law "
+                  "--base-model moe", &code), HasSubstr("PERMISSION_DENIED"));
+  // Outside adapter_roots: refused (no traversal).
+  EXPECT_THAT(Cli(ops + "load-adapter --name evil --path " + demo + "/adapters/../models/moe "
+                  "--base-model moe", &code), HasSubstr("PERMISSION_DENIED"));
+  EXPECT_THAT(Cli(ops + "--json load-adapter --name law --path " + demo + "/adapters/law "
+                  "--base-model moe", &code), HasSubstr("\"name\":\"law\""));
+  EXPECT_EQ(code, 0);
+  EXPECT_THAT(Cli(app + "list", &code), HasSubstr("adapters=[law,math]"));
+  EXPECT_EQ(ids(Cli(app + gen + " --adapter math", &code)), math);
+  EXPECT_THAT(Cli(ops + "unload-adapter --name math", &code), HasSubstr("OK"));
+  EXPECT_EQ(code, 0);
+  EXPECT_THAT(Cli(app + gen + " --adapter math", &code), HasSubstr("NOT_FOUND"));
+  EXPECT_EQ(code, 1);
+  EXPECT_EQ(ids(Cli(app + gen, &code)), base);
+  EXPECT_EQ(server_.Stop(), 0);
+}
+
 }  // namespace
 }  // namespace expertserve::testing
