@@ -6,7 +6,7 @@
 #
 # Environment: BUILD_DIR (default build), JOBS (default 2),
 #              ES_SKIP_ASAN=1 / ES_SKIP_FUZZ=1 to skip those stages locally,
-#              ES_FUZZ_SECONDS (default 20 per target).
+#              ES_FUZZ_SECONDS (default 10 per target).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -51,8 +51,8 @@ for t in json.load(sys.stdin)["tests"]:
 fi
 
 if [[ "${ES_SKIP_FUZZ:-0}" != 1 && -x tests/fuzz/run_fuzzers.sh ]]; then
-  stage "fuzz targets, ${ES_FUZZ_SECONDS:-20}s each"
-  tests/fuzz/run_fuzzers.sh "${ES_FUZZ_SECONDS:-20}"
+  stage "fuzz targets, ${ES_FUZZ_SECONDS:-10}s each"
+  tests/fuzz/run_fuzzers.sh "${ES_FUZZ_SECONDS:-10}"
 fi
 
 stage "all stages passed"
