@@ -28,7 +28,12 @@ absl::StatusOr<Prepared> Prepare(ServiceContext* ctx, grpc::CallbackServerContex
                                  const pb::GenerateRequest& req) {
   ES_RETURN_IF_ERROR(ctx->Authorize(*call, Permission::kInference));
   Prepared p;
-  ES_ASSIGN_OR_RETURN(p.target, ctx->catalog->Route(req.model(), req.adapter()));
+  std::vector<engine::ChatMessage> chat;
+  if (req.has_chat()) {
+    for (const pb::ChatMessage& m : req.chat().messages()) chat.push_back({m.role(), m.content()});
+  }
+  ES_ASSIGN_OR_RETURN(p.target, ctx->catalog->Route(req.model(), req.adapter(), req.text(),
+                                                    req.has_chat() ? &chat : nullptr));
   p.model = ctx->catalog->Find(p.target.model);
   if (p.model == nullptr) {
     return absl::NotFoundError(absl::StrCat("model: '", p.target.model, "' is not loaded"));

@@ -148,8 +148,16 @@ grpc::ServerUnaryReactor* InferenceService::Route(grpc::CallbackServerContext* c
   absl::Status st = [&]() -> absl::Status {
     ES_RETURN_IF_ERROR(ctx_->Authorize(*call, Permission::kInference));
     ES_RETURN_IF_ERROR(CheckSize(*request, ctx_->limits));
+    std::vector<engine::ChatMessage> chat;
+    if (request->has_chat()) {
+      for (const pb::ChatMessage& m : request->chat().messages()) {
+        chat.push_back({m.role(), m.content()});
+      }
+    }
     ES_ASSIGN_OR_RETURN(RoutingDecision d,
-                        ctx_->catalog->Route(request->model(), request->adapter()));
+                        ctx_->catalog->Route(request->model(), request->adapter(),
+                                             request->text(),
+                                             request->has_chat() ? &chat : nullptr));
     ToProto(d, response->mutable_routing());
     return absl::OkStatus();
   }();

@@ -110,7 +110,7 @@ absl::StatusOr<Accepted> Accept(ServiceContext* ctx, grpc::CallbackServerContext
                                 const ModelInferRequest& req) {
   Accepted a;
   ES_ASSIGN_OR_RETURN(pb::GenerateRequest g, FromModelInfer(req, &a.stream));
-  ES_ASSIGN_OR_RETURN(a.target, ctx->catalog->Route(g.model(), g.adapter()));
+  ES_ASSIGN_OR_RETURN(a.target, ctx->catalog->Route(g.model(), g.adapter(), g.text()));
   a.model = ctx->catalog->Find(a.target.model);
   if (a.model == nullptr) return absl::NotFoundError("model: not loaded");
   ES_ASSIGN_OR_RETURN(a.request, ToEngineRequest(g, *a.model, a.target, ctx->limits,

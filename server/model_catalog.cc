@@ -73,9 +73,13 @@ std::string ModelCatalog::AdapterBase(absl::string_view adapter) const {
   return "";
 }
 
-absl::StatusOr<RoutingDecision> ModelCatalog::Route(absl::string_view model,
-                                                    absl::string_view adapter) const {
-  absl::MutexLock lock(&mu_);
+void ModelCatalog::SetRouter(std::unique_ptr<router::Router> router) {
+  router_ = std::move(router);
+}
+
+absl::StatusOr<RoutingDecision> ModelCatalog::Route(
+    absl::string_view model, absl::string_view adapter, absl::string_view text,
+    const std::vector<engine::ChatMessage>* chat) const {
   RoutingDecision d;
   if (model.empty() || model == "auto") {
     if (!adapter.empty()) {
@@ -83,6 +87,29 @@ absl::StatusOr<RoutingDecision> ModelCatalog::Route(absl::string_view model,
           "adapter: '", adapter,
           "' was given without a model; set model to the adapter's base model"));
     }
+    if (router_ != nullptr) {
+      router::RouteInput in;
+      in.text = std::string_view(text.data(), text.size());
+      if (chat != nullptr) {
+        for (const engine::ChatMessage& m : *chat) in.messages.push_back({m.role, m.content});
+      }
+      absl::StatusOr<router::RouteDecision> r = router_->Route(in);
+      if (!r.ok()) return r.status();
+      d.model = r->target.model;
+      d.adapter = r->target.adapter;
+      d.category = r->category;
+      d.confidence = static_cast<float>(r->confidence);
+      d.explicit_target = false;
+      // The config validated every route's target; check anyway so a stale
+      // adapter yields NOT_FOUND rather than an engine error.
+      if (Find(d.model) == nullptr) {
+        return absl::NotFoundError(absl::StrCat("router chose unknown model '", d.model, "'"));
+      }
+      return d;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  if (model.empty() || model == "auto") {
     if (models_.empty()) return absl::UnavailableError("no model is loaded");
     d.model = default_model_.empty() ? models_.front()->name : default_model_;
     d.adapter = default_model_.empty() ? "" : default_adapter_;

@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "engine/engine_interface.h"
 #include "engine/text/text_processor.h"
+#include "router/router.h"
 
 namespace expertserve::server {
 
@@ -46,6 +47,9 @@ class ModelCatalog {
   // goes. Empty default_model = the first model added.
   void AddModel(ServedModel model);
   void SetDefaultTarget(std::string model, std::string adapter);
+  // The semantic router for "auto" requests (router/); without one they go
+  // to the default target.
+  void SetRouter(std::unique_ptr<router::Router> router);
   void AddAdapter(absl::string_view model, std::string adapter);
   bool RemoveAdapter(absl::string_view adapter);
 
@@ -57,13 +61,16 @@ class ModelCatalog {
   // The model an adapter belongs to, or empty.
   std::string AdapterBase(absl::string_view adapter) const;
 
-  // Resolves a request's target. No semantic router is wired yet: an
-  // explicit model (and adapter) is checked and used as is; an empty model
-  // or "auto" goes to the default target (explicit_target = false,
-  // category empty, confidence 0). Errors: kNotFound naming the unknown
+  // Resolves a request's target. An explicit model (and adapter) is checked
+  // and used as is. An empty model or "auto" is classified by the router
+  // from `text` or `chat` (the Samba-CoE two steps: category, then the
+  // category's target; below the confidence threshold the default target);
+  // without a router it goes to the default target (explicit_target =
+  // false, no category, confidence 0). Errors: kNotFound naming the unknown
   // model or adapter; kInvalidArgument for an adapter without a model.
-  absl::StatusOr<RoutingDecision> Route(absl::string_view model,
-                                        absl::string_view adapter) const;
+  absl::StatusOr<RoutingDecision> Route(
+      absl::string_view model, absl::string_view adapter, absl::string_view text = {},
+      const std::vector<engine::ChatMessage>* chat = nullptr) const;
 
  private:
   mutable absl::Mutex mu_;
@@ -73,6 +80,7 @@ class ModelCatalog {
       ABSL_GUARDED_BY(mu_);  // (adapter, base model)
   std::string default_model_ ABSL_GUARDED_BY(mu_);
   std::string default_adapter_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<router::Router> router_;  // set before serving; immutable
 };
 
 }  // namespace expertserve::server

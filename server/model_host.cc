@@ -138,6 +138,23 @@ absl::StatusOr<std::unique_ptr<ModelHost>> ModelHost::Load(
     catalog->SetDefaultTarget(config.router.default_target->model,
                               config.router.default_target->adapter);
   }
+  if (!config.router.categories.empty()) {
+    router::RouterSpec spec;
+    for (const config::RouterCategory& c : config.router.categories) {
+      spec.categories.push_back({c.name, c.examples});
+    }
+    for (const auto& [category, t] : config.router.routes) {
+      spec.routes[category] = router::Target{t.model, t.adapter};
+    }
+    spec.confidence_threshold = config.router.confidence_threshold;
+    if (config.router.default_target.has_value()) {
+      spec.default_target =
+          router::Target{config.router.default_target->model, config.router.default_target->adapter};
+    }
+    absl::StatusOr<std::unique_ptr<router::Router>> r = router::Router::Create(spec);
+    if (!r.ok()) return r.status();
+    catalog->SetRouter(*std::move(r));
+  }
   return host;
 }
 

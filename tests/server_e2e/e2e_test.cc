@@ -608,5 +608,40 @@ TEST_F(E2eTest, EsftAdaptersAndAdminService) {
   EXPECT_EQ(server_.Stop(), 0);
 }
 
+TEST_F(E2eTest, AutoRequestsGoThroughTheSemanticRouter) {
+  // The demo config's models, adapters and router, over the generated demo set.
+  const std::string demo = BinaryDir() + "/test-models/server_e2e/demo";
+  std::ifstream in(SourceDir() + "/configs/demo.yaml");
+  std::string yaml((std::istreambuf_iterator<char>(in)), {});
+  const std::string from = "../build/demo";
+  for (size_t pos; (pos = yaml.find(from)) != std::string::npos;) yaml.replace(pos, from.size(), demo);
+  const std::string dir = TempDir("router");
+  std::ofstream(dir + "/demo.yaml") << yaml;
+  StartServer({"--config", dir + "/demo.yaml", "--port", "0"});
+  auto route = [&](const std::string& prompt) {
+    int code = -1;
+    const std::string out = Cli("--json route --prompt '" + prompt + "'", &code);
+    EXPECT_EQ(code, 0) << out;
+    return nlohmann::json::parse(out, nullptr, false)["routing"];
+  };
+  nlohmann::json math = route("solve for x: 5x - 3 = 12");
+  EXPECT_EQ(math["model"], "moe");
+  EXPECT_EQ(math["adapter"], "math");
+  EXPECT_EQ(math["category"], "math");
+  EXPECT_EQ(math["explicit"], false);
+  nlohmann::json code = route("write a python function that sorts a list");
+  EXPECT_EQ(code["model"], "code");
+  // Generation with model "auto" runs where the router says.
+  int rc = -1;
+  const std::string out =
+      Cli("--json generate --prompt 'can my landlord keep my security deposit?' --max-tokens 3",
+          &rc);
+  ASSERT_EQ(rc, 0) << out;
+  nlohmann::json j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["routing"]["adapter"], "law");
+  EXPECT_EQ(j["usage"]["completion_tokens"], 3);
+  EXPECT_EQ(server_.Stop(), 0);
+}
+
 }  // namespace
 }  // namespace expertserve::testing
