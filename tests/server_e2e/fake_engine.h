@@ -80,6 +80,12 @@ class FakeEngine final : public engine::EngineInterface {
     return {s};
   }
 
+  // Extra bytes of text per token (to fill HTTP/2 flow-control windows).
+  void set_text_padding(size_t bytes) {
+    absl::MutexLock l(&mu_);
+    padding_ = std::string(bytes, '.');
+  }
+
   int64_t live() const {
     absl::MutexLock l(&mu_);
     return static_cast<int64_t>(live_.size());
@@ -152,7 +158,7 @@ class FakeEngine final : public engine::EngineInterface {
             engine::OutputDelta d;
             d.sample_index = s;
             d.token_ids = {t};
-            d.text = absl::StrCat(t, " ");
+            d.text = absl::StrCat(t, " ", padding_);
             if (r.req.sampling.logprobs.has_value()) {
               engine::PositionLogprobs p;
               p.chosen = {t, -0.5f};
@@ -223,6 +229,7 @@ class FakeEngine final : public engine::EngineInterface {
   int64_t prompt_tokens_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t generation_tokens_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::string padding_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 
