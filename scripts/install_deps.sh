@@ -10,7 +10,7 @@ PACKAGES=(
   libabsl-dev prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhwy-dev libopenblas-dev libpcre2-dev libicu-dev
-  clang-14 libclang-rt-14-dev
+  clang-14 libclang-rt-14-dev prometheus openssl
   python3 python3-numpy python3-grpcio python3-protobuf python3-yaml
 )
 
