@@ -77,7 +77,7 @@ struct MetricsConfig {
 struct ServerSection {
   // gRPC listen addresses: "host:port", "[ipv6]:port" or "unix:/path".
   std::vector<std::string> listen = {"127.0.0.1:50051"};
-  bool reflection = false;
+  bool reflection = true;  // on by default so generic gRPC tools work
   absl::Duration shutdown_grace_period = absl::Seconds(30);
   GrpcLimits grpc;
   std::optional<TlsConfig> tls;  // nullopt = plaintext

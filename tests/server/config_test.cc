@@ -249,7 +249,7 @@ TEST(ConfigTest, MinimalConfigGetsDocumentedDefaults) {
   const ServerConfig defaults;
   EXPECT_EQ(c.source, "min.yaml");
   EXPECT_THAT(c.server.listen, ElementsAre("127.0.0.1:50051"));
-  EXPECT_FALSE(c.server.reflection);
+  EXPECT_TRUE(c.server.reflection);
   EXPECT_EQ(c.server.shutdown_grace_period, absl::Seconds(30));
   EXPECT_EQ(c.server.grpc.max_receive_message_bytes, 4 * kMiB);
   EXPECT_EQ(c.server.grpc.max_connection_age, absl::InfiniteDuration());
