@@ -14,10 +14,12 @@ build="${ES_FUZZ_BUILD_DIR:-${repo}/build-fuzz}"
 jobs="${ES_FUZZ_JOBS:-2}"
 
 mkdir -p "${build}"
+# Warnings-as-errors is the GCC build's job (scripts/test.sh); this build
+# exists to fuzz, so clang-only warnings do not stop it.
 CC=clang-14 CXX=clang++-14 cmake -S "${repo}" -B "${build}" -G Ninja \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DEXPERTSERVE_FUZZ=ON -DEXPERTSERVE_CUDA=OFF -DEXPERTSERVE_BUILD_TESTS=ON \
-  -DEXPERTSERVE_WERROR=ON >"${build}/configure.log" 2>&1 || {
+  -DEXPERTSERVE_WERROR=OFF >"${build}/configure.log" 2>&1 || {
   cat "${build}/configure.log"; exit 1; }
 
 mapfile -t targets < <(ninja -C "${build}" -t targets all |
