@@ -23,7 +23,7 @@ FROM debian:12-slim
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libprometheus-cpp-pull1.0 \
-      libprometheus-cpp-core1.0 libyaml-cpp0.7 libopenblas0-pthread libpcre2-8-0 \
+      libprometheus-cpp-core1.0 libyaml-cpp0.7 libdnnl2 libpcre2-8-0 \
       libabsl20220623 libhwy1 libicu72 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin expertserve

@@ -6,7 +6,14 @@ find_package(nlohmann_json 3.10 REQUIRED CONFIG)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HWY REQUIRED IMPORTED_TARGET libhwy)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
-pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
+# oneDNN (libdnnl-dev) for the larger GEMMs. Found by hand: Debian's CMake
+# config would also require the OpenCL development files.
+find_path(ONEDNN_INCLUDE_DIR oneapi/dnnl/dnnl.h REQUIRED)
+find_library(ONEDNN_LIBRARY dnnl REQUIRED)
+add_library(OneDnn::dnnl UNKNOWN IMPORTED)
+set_target_properties(OneDnn::dnnl PROPERTIES
+  IMPORTED_LOCATION "${ONEDNN_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${ONEDNN_INCLUDE_DIR}")
 if(EXPERTSERVE_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

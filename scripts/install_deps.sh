@@ -9,7 +9,7 @@ PACKAGES=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libhwy-dev libopenblas-dev libpcre2-dev libicu-dev
+  libhwy-dev libdnnl-dev libpcre2-dev libicu-dev
   clang-14 libclang-rt-14-dev prometheus openssl
   python3 python3-numpy python3-grpcio python3-protobuf python3-yaml
 )

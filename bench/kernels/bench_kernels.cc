@@ -1,4 +1,4 @@
-// expertserve-bench-kernels: MatMul backends (Highway vs OpenBLAS) on the
+// expertserve-bench-kernels: MatMul backends (Highway vs oneDNN) on the
 // shapes that matter, next to this machine's measured memory bandwidth and
 // peak FMA rate from the same run, plus the ThreadPool's per-call overhead.
 // Prints one JSON object per line. The machine is shared and noisy: compare
@@ -52,7 +52,7 @@ const char* BackendName(kernels::MatMulBackend b) {
   switch (b) {
     case kernels::MatMulBackend::kAuto: return "auto";
     case kernels::MatMulBackend::kHighway: return "highway";
-    case kernels::MatMulBackend::kOpenBlas: return "openblas";
+    case kernels::MatMulBackend::kOneDnn: return "onednn";
   }
   return "?";
 }
@@ -94,7 +94,7 @@ void BenchMatMul(ThreadPool& pool, const char* regime, size_t M, size_t K,
   std::vector<float> sink(workers * 16);
 
   const kernels::MatMulBackend backends[] = {kernels::MatMulBackend::kHighway,
-                                             kernels::MatMulBackend::kOpenBlas,
+                                             kernels::MatMulBackend::kOneDnn,
                                              kernels::MatMulBackend::kAuto};
   std::vector<double> times[5];
   const double budget = quick ? 0.1 : 0.6;

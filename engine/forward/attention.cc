@@ -28,9 +28,11 @@ void StandardAttention(const LayerContext& ctx, int64_t layer,
   const size_t half = static_cast<size_t>(c.RotaryDim() / 2);
 
   std::vector<float> q(T * nh * hd), k(T * nkv * hd), v(T * nkv * hd);
-  MatMul(x, T, H, w.q, nh * hd, BiasOrNull(w.q_bias), q.data(), ctx.pool);
-  MatMul(x, T, H, w.k, nkv * hd, BiasOrNull(w.k_bias), k.data(), ctx.pool);
-  MatMul(x, T, H, w.v, nkv * hd, BiasOrNull(w.v_bias), v.data(), ctx.pool);
+  const MatMulArgs qkv[] = {
+      {x, H, T, H, w.q, nh * hd, BiasOrNull(w.q_bias), q.data(), nh * hd},
+      {x, H, T, H, w.k, nkv * hd, BiasOrNull(w.k_bias), k.data(), nkv * hd},
+      {x, H, T, H, w.v, nkv * hd, BiasOrNull(w.v_bias), v.data(), nkv * hd}};
+  kernels::MatMulGroup(qkv, ctx.pool);
   if (w.q_norm.data != nullptr) {  // Qwen3: per-head RMSNorm before RoPE
     const float eps = static_cast<float>(c.rms_norm_eps);
     kernels::RMSNorm(q.data(), T * nh, hd, w.q_norm, eps, q.data());
@@ -84,19 +86,23 @@ void LatentAttention(const LayerContext& ctx, int64_t layer,
   const float eps = static_cast<float>(c.rms_norm_eps);
   const kernels::RopeLayout layout = DeepseekRopeLayout(c);
 
-  std::vector<float> q(T * nh * qk);
+  // latent[t] = [kv_a_layernorm(c_t), rope(k_pe_t)]: exactly what is cached.
+  std::vector<float> q(T * nh * qk), latent(T * (rank + rope));
+  const MatMulArgs kv_a{x,       H,       T, H, w.kv_a, rank + rope, nullptr,
+                        latent.data(), rank + rope};
   if (c.q_lora_rank) {
     const size_t qr = static_cast<size_t>(*c.q_lora_rank);
     std::vector<float> qa(T * qr);
-    MatMul(x, T, H, w.q_a, qr, nullptr, qa.data(), ctx.pool);
+    const MatMulArgs first[] = {
+        {x, H, T, H, w.q_a, qr, nullptr, qa.data(), qr}, kv_a};
+    kernels::MatMulGroup(first, ctx.pool);
     kernels::RMSNorm(qa.data(), T, qr, w.q_a_norm, eps, qa.data());
     MatMul(qa.data(), T, qr, w.q_b, nh * qk, nullptr, q.data(), ctx.pool);
   } else {
-    MatMul(x, T, H, w.q, nh * qk, nullptr, q.data(), ctx.pool);
+    const MatMulArgs first[] = {
+        {x, H, T, H, w.q, nh * qk, nullptr, q.data(), nh * qk}, kv_a};
+    kernels::MatMulGroup(first, ctx.pool);
   }
-  // latent[t] = [kv_a_layernorm(c_t), rope(k_pe_t)]: exactly what is cached.
-  std::vector<float> latent(T * (rank + rope));
-  MatMul(x, T, H, w.kv_a, rank + rope, nullptr, latent.data(), ctx.pool);
   kernels::PagedKvStore store = ctx.kv.Layer(static_cast<size_t>(layer));
   for (size_t t = 0; t < T; ++t) {
     float* lt = latent.data() + t * (rank + rope);
@@ -112,8 +118,9 @@ void LatentAttention(const LayerContext& ctx, int64_t layer,
   // Absorbed query: [T, nh, rank + rope] = [W_uk_h^T q_nope, q_pe].
   const size_t qa_dim = rank + rope;
   std::vector<float> q_abs(T * nh * qa_dim);
+  std::vector<MatMulArgs> per_head(nh);
   for (size_t h = 0; h < nh; ++h) {
-    MatMulArgs a;
+    MatMulArgs& a = per_head[h];
     a.x = q.data() + h * qk;
     a.x_stride = nh * qk;
     a.M = T;
@@ -123,13 +130,13 @@ void LatentAttention(const LayerContext& ctx, int64_t layer,
     a.N = rank;
     a.y = q_abs.data() + h * qa_dim;
     a.y_stride = nh * qa_dim;
-    MatMul(a, ctx.pool);
     for (size_t t = 0; t < T; ++t) {
       const float* src = q.data() + t * nh * qk + h * qk + nope;
       float* dst = q_abs.data() + t * nh * qa_dim + h * qa_dim + rank;
       for (size_t i = 0; i < rope; ++i) dst[i] = src[i];
     }
   }
+  kernels::MatMulGroup(per_head, ctx.pool);
   std::vector<float> o_latent(T * nh * rank);
   kernels::PagedKvView view = store.View();
   view.v_aliases_k = true;
@@ -151,7 +158,8 @@ void LatentAttention(const LayerContext& ctx, int64_t layer,
   std::vector<float> values(T * nh * vd);
   const size_t elem = kernels::DTypeSize(w.kv_b.dtype);
   for (size_t h = 0; h < nh; ++h) {
-    MatMulArgs a;
+    MatMulArgs& a = per_head[h];
+    a = MatMulArgs{};
     a.x = o_latent.data() + h * rank;
     a.x_stride = nh * rank;
     a.M = T;
@@ -162,8 +170,8 @@ void LatentAttention(const LayerContext& ctx, int64_t layer,
     a.N = vd;
     a.y = values.data() + h * vd;
     a.y_stride = nh * vd;
-    MatMul(a, ctx.pool);
   }
+  kernels::MatMulGroup(per_head, ctx.pool);
   MatMul(values.data(), T, nh * vd, w.o, H, nullptr, out, ctx.pool);
 }
 

@@ -119,14 +119,54 @@ ExpertChoice SelectExperts(const ModelConfig& c,
   return choice;
 }
 
+namespace {
+
+// One SwiGLU chain to run: rows of its input, its weights, and where its
+// gate/up/down results live in the step's scratch buffers.
+struct ChainJob {
+  const float* x;  // [rows, H], rows x_stride apart
+  size_t x_stride;
+  size_t rows;
+  kernels::WeightRef gate, up, down;
+  size_t inter;   // intermediate size
+  float* gate_out;  // [rows, inter]; silu(gate) * up after phase 1
+  float* up_out;    // [rows, inter]
+  float* down_out;  // [rows, H]
+};
+
+// Runs every chain as two parallel regions: all gate/up products, then all
+// down products (plus `extra` in the first region), so a decode step forks
+// the pool twice per MoE layer rather than three times per active expert.
+void RunChains(std::span<const ChainJob> jobs, size_t H,
+               std::span<const kernels::MatMulArgs> extra, ThreadPool& pool) {
+  std::vector<kernels::MatMulArgs> products;
+  products.reserve(2 * jobs.size() + extra.size());
+  for (const ChainJob& j : jobs) {
+    products.push_back({j.x, j.x_stride, j.rows, H, j.gate, j.inter, nullptr,
+                        j.gate_out, j.inter});
+    products.push_back({j.x, j.x_stride, j.rows, H, j.up, j.inter, nullptr,
+                        j.up_out, j.inter});
+  }
+  products.insert(products.end(), extra.begin(), extra.end());
+  kernels::MatMulGroup(products, pool);
+  products.clear();
+  for (const ChainJob& j : jobs) {
+    kernels::SiluMul(j.gate_out, j.up_out, j.rows * j.inter, j.gate_out);
+    products.push_back({j.gate_out, j.inter, j.rows, j.inter, j.down, H,
+                        nullptr, j.down_out, H});
+  }
+  kernels::MatMulGroup(products, pool);
+}
+
+}  // namespace
+
 void MlpForward(const MlpWeights& w, const float* x, size_t T, size_t hidden,
                 float* out, ThreadPool& pool) {
   const size_t I = static_cast<size_t>(w.intermediate);
   std::vector<float> gate(T * I), up(T * I);
-  kernels::MatMul(x, T, hidden, w.gate, I, nullptr, gate.data(), pool);
-  kernels::MatMul(x, T, hidden, w.up, I, nullptr, up.data(), pool);
-  kernels::SiluMul(gate.data(), up.data(), T * I, gate.data());
-  kernels::MatMul(gate.data(), T, I, w.down, hidden, nullptr, out, pool);
+  const ChainJob job{x,         hidden,    T,           w.gate,    w.up,
+                     w.down,    I,         gate.data(), up.data(), out};
+  RunChains(std::span<const ChainJob>(&job, 1), hidden, {}, pool);
 }
 
 void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
@@ -144,6 +184,7 @@ void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
   const memory::ExpertTable& table = *w.experts;
   std::vector<std::vector<std::pair<int32_t, float>>> by_slot(
       static_cast<size_t>(table.num_slots()));  // slot -> (token, weight)
+  size_t routed_rows = 0;
   for (size_t t = 0; t < T; ++t) {
     const ExpertChoice choice = SelectExperts(
         c, std::span<const float>(logits.data() + t * E, E), w.score_correction);
@@ -155,41 +196,15 @@ void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
           adapter == nullptr ? e : adapter->per_layer[layer][e];
       by_slot[static_cast<size_t>(slot)].emplace_back(
           static_cast<int32_t>(t), choice.weights[j]);
+      ++routed_rows;
     }
   }
 
-  std::fill(out, out + T * H, 0.0f);
-  std::vector<float> xs, gate, up, down;
-  for (size_t slot = 0; slot < by_slot.size(); ++slot) {
-    const auto& users = by_slot[slot];
-    if (users.empty()) continue;
-    const size_t n = users.size();
-    xs.resize(n * H);
-    for (size_t i = 0; i < n; ++i) {
-      std::copy_n(x + users[i].first * H, H, xs.data() + i * H);
-    }
-    const memory::ExpertPointers p = table.SlotPointers(static_cast<SlotId>(slot));
-    gate.resize(n * I);
-    up.resize(n * I);
-    down.resize(n * H);
-    kernels::MatMul(xs.data(), n, H, {p.gate, w.expert_dtype}, I, nullptr,
-                    gate.data(), ctx.pool);
-    kernels::MatMul(xs.data(), n, H, {p.up, w.expert_dtype}, I, nullptr,
-                    up.data(), ctx.pool);
-    kernels::SiluMul(gate.data(), up.data(), n * I, gate.data());
-    kernels::MatMul(gate.data(), n, I, {p.down, w.expert_dtype}, H, nullptr,
-                    down.data(), ctx.pool);
-    for (size_t i = 0; i < n; ++i) {
-      kernels::Axpy(users[i].second, down.data() + i * H,
-                    out + users[i].first * H, H);
-    }
-  }
-
-  if (w.shared.gate.data != nullptr) {
-    std::vector<float> shared(T * H);
-    // Tokens grouped by shared-expert source: -1 is the base's, s >= 1 an
-    // adapter's replacement in w.shared_table.
-    std::map<SlotId, std::vector<size_t>> by_shared;
+  // Shared experts: tokens grouped by source, -1 the base's and s >= 1 an
+  // adapter's replacement in w.shared_table.
+  const bool has_shared = w.shared.gate.data != nullptr;
+  std::map<SlotId, std::vector<size_t>> by_shared;
+  if (has_shared) {
     for (size_t t = 0; t < T; ++t) {
       const AdapterRouting* adapter =
           ctx.batch.sequences[ctx.batch.token_seq[t]].adapter;
@@ -200,41 +215,86 @@ void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
       }
       by_shared[s].push_back(t);
     }
-    if (by_shared.size() == 1 && by_shared.begin()->first == -1) {
-      MlpForward(w.shared, x, T, H, shared.data(), ctx.pool);
-    } else {
-      std::vector<float> ys;
-      for (const auto& [s, users] : by_shared) {
-        MlpWeights m = w.shared;
-        if (s >= 0) {
-          ES_CHECK(w.shared_table != nullptr && s >= 1 &&
-                   s < w.shared_table->num_slots());
-          const memory::ExpertPointers p = w.shared_table->SlotPointers(s);
-          m.gate = {p.gate, w.shared_dtype};
-          m.up = {p.up, w.shared_dtype};
-          m.down = {p.down, w.shared_dtype};
-        }
-        const size_t n = users.size();
-        xs.resize(n * H);
-        ys.resize(n * H);
-        for (size_t i = 0; i < n; ++i) {
-          std::copy_n(x + users[i] * H, H, xs.data() + i * H);
-        }
-        MlpForward(m, xs.data(), n, H, ys.data(), ctx.pool);
-        for (size_t i = 0; i < n; ++i) {
-          std::copy_n(ys.data() + i * H, H, shared.data() + users[i] * H);
-        }
-      }
+  }
+  const size_t SI = has_shared ? static_cast<size_t>(w.shared.intermediate) : 0;
+  const bool shared_is_all_base =
+      by_shared.size() == 1 && by_shared.begin()->first == -1;
+
+  // Gathered inputs: routed rows slot by slot, then shared rows when they
+  // are split by adapter. Scratch for every chain's intermediates.
+  const size_t shared_rows = has_shared ? T : 0;
+  const size_t gathered_shared = shared_is_all_base ? 0 : shared_rows;
+  std::vector<float> xs((routed_rows + gathered_shared) * H);
+  std::vector<float> gate(routed_rows * I + shared_rows * SI);
+  std::vector<float> up(gate.size());
+  std::vector<float> down((routed_rows + shared_rows) * H);
+  std::vector<ChainJob> jobs;
+  size_t row = 0;
+  for (size_t slot = 0; slot < by_slot.size(); ++slot) {
+    const auto& users = by_slot[slot];
+    if (users.empty()) continue;
+    for (size_t i = 0; i < users.size(); ++i) {
+      std::copy_n(x + users[i].first * H, H, xs.data() + (row + i) * H);
     }
-    if (w.shared_gate.data != nullptr) {  // qwen2_moe: sigmoid-gated
-      std::vector<float> g(T);
-      kernels::MatMul(x, T, H, w.shared_gate, 1, nullptr, g.data(), ctx.pool);
-      for (size_t t = 0; t < T; ++t) {
-        const float s = 1.0f / (1.0f + std::exp(-g[t]));
-        kernels::Scale(s, shared.data() + t * H, H);
-      }
+    const memory::ExpertPointers p = table.SlotPointers(static_cast<SlotId>(slot));
+    jobs.push_back({xs.data() + row * H, H, users.size(),
+                    {p.gate, w.expert_dtype}, {p.up, w.expert_dtype},
+                    {p.down, w.expert_dtype}, I, gate.data() + row * I,
+                    up.data() + row * I, down.data() + row * H});
+    row += users.size();
+  }
+  // Shared rows follow the routed ones: [routed_rows, routed_rows + T).
+  size_t srow = 0;
+  for (const auto& [s, users] : by_shared) {
+    MlpWeights m = w.shared;
+    if (s >= 0) {
+      ES_CHECK(w.shared_table != nullptr && s >= 1 &&
+               s < w.shared_table->num_slots());
+      const memory::ExpertPointers p = w.shared_table->SlotPointers(s);
+      m.gate = {p.gate, w.shared_dtype};
+      m.up = {p.up, w.shared_dtype};
+      m.down = {p.down, w.shared_dtype};
     }
-    kernels::AddInPlace(out, shared.data(), T * H);
+    const float* in = x;
+    if (!shared_is_all_base) {
+      float* dst = xs.data() + (routed_rows + srow) * H;
+      for (size_t i = 0; i < users.size(); ++i) {
+        std::copy_n(x + users[i] * H, H, dst + i * H);
+      }
+      in = dst;
+    }
+    jobs.push_back({in, H, users.size(), m.gate, m.up, m.down, SI,
+                    gate.data() + routed_rows * I + srow * SI,
+                    up.data() + routed_rows * I + srow * SI,
+                    down.data() + (routed_rows + srow) * H});
+    srow += users.size();
+  }
+  // qwen2_moe's sigmoid gate of the shared expert rides in the first region.
+  std::vector<float> shared_gate;
+  std::vector<kernels::MatMulArgs> extra;
+  if (has_shared && w.shared_gate.data != nullptr) {
+    shared_gate.resize(T);
+    extra.push_back({x, H, T, H, w.shared_gate, 1, nullptr, shared_gate.data(), 1});
+  }
+  RunChains(jobs, H, extra, ctx.pool);
+
+  // Combine: routed experts weighted, shared experts (gated) added.
+  std::fill(out, out + T * H, 0.0f);
+  row = 0;
+  for (const auto& users : by_slot) {
+    for (const auto& [t, weight] : users) {
+      kernels::Axpy(weight, down.data() + row * H, out + t * H, H);
+      ++row;
+    }
+  }
+  srow = 0;
+  for (const auto& [s, users] : by_shared) {
+    for (size_t t : users) {
+      const float scale =
+          shared_gate.empty() ? 1.0f : 1.0f / (1.0f + std::exp(-shared_gate[t]));
+      kernels::Axpy(scale, down.data() + (routed_rows + srow) * H, out + t * H, H);
+      ++srow;
+    }
   }
 }
 

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "common/thread_pool.h"
 #include "engine/kernels/dtype.h"
@@ -26,7 +27,7 @@ namespace expertserve::kernels {
 // Which implementation MatMul uses. kAuto picks per shape regime from
 // measurements (engine/kernels/README.md); the others exist for benchmarks
 // and tests.
-enum class MatMulBackend : uint8_t { kAuto, kHighway, kOpenBlas };
+enum class MatMulBackend : uint8_t { kAuto, kHighway, kOneDnn };
 
 struct MatMulArgs {
   const float* x = nullptr;  // [M, K], rows x_stride apart
@@ -44,6 +45,14 @@ struct MatMulArgs {
 // (decode) or M×N tiles (prefill) on `pool`.
 void MatMul(const MatMulArgs& args, ThreadPool& pool,
             MatMulBackend backend = MatMulBackend::kAuto);
+
+// Several independent products in one parallel region: the pool forks and
+// joins once for all of them, about 4 tasks per worker in all. Decode needs
+// this: its products are small (one per active MoE expert, q/k/v, per-head
+// MLA products), so a fork/join per product would cost as much as the
+// product. No product's y may alias another's x or y.
+void MatMulGroup(std::span<const MatMulArgs> products, ThreadPool& pool,
+                 MatMulBackend backend = MatMulBackend::kAuto);
 
 // Contiguous convenience form.
 inline void MatMul(const float* x, size_t M, size_t K, WeightRef w, size_t N,

@@ -122,12 +122,60 @@ TEST_P(KernelsTest, MatMulLargerShapes) {
   }
 }
 
-TEST_P(KernelsTest, MatMulOpenBlasBackendAndAuto) {
+TEST_P(KernelsTest, MatMulOneDnnBackendAndAuto) {
   ThreadPool pool(2);
   for (DType dtype : kAllDTypes) {
-    for (MatMulBackend backend : {MatMulBackend::kOpenBlas, MatMulBackend::kAuto}) {
+    for (MatMulBackend backend : {MatMulBackend::kOneDnn, MatMulBackend::kAuto}) {
       RunMatMulCase(rng_, pool, 1, 129, 70, dtype, 1, true, backend);
       RunMatMulCase(rng_, pool, 67, 300, 131, dtype, 2, false, backend);
+    }
+  }
+}
+
+// One parallel region for products of different shapes, dtypes and backends
+// (including empty ones and ones writing into column slices of a shared y):
+// each must equal its own reference.
+TEST_P(KernelsTest, MatMulGroupMixedProducts) {
+  struct Shape {
+    size_t M, K, N;
+    DType dtype;
+  };
+  const std::vector<Shape> shapes = {
+      {1, 1031, 67, DType::kBF16}, {1, 64, 5, DType::kF32},
+      {0, 64, 8, DType::kF16},     {3, 0, 9, DType::kF32},
+      {2, 300, 130, DType::kF16},  {40, 130, 37, DType::kBF16},
+      {1, 1, 1, DType::kF32},      {5, 17, 0, DType::kBF16}};
+  for (size_t workers : {1, 2, 3}) {
+    for (MatMulBackend backend :
+         {MatMulBackend::kAuto, MatMulBackend::kHighway, MatMulBackend::kOneDnn}) {
+      ThreadPool pool(workers);
+      std::vector<F32Buffer> xs;
+      std::vector<WeightBuffer> ws;
+      std::vector<std::vector<float>> biases, ys;
+      std::vector<MatMulArgs> products;
+      for (const Shape& s : shapes) {
+        xs.emplace_back(RandomF32(rng_, s.M * s.K), 1);
+        ws.emplace_back(RandomF32(rng_, s.N * s.K), s.dtype, 2);
+        biases.push_back(RandomF32(rng_, s.N));
+        ys.emplace_back(s.M * s.N + 1, -7.0f);
+      }
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        const Shape& s = shapes[i];
+        products.push_back(MatMulArgs{xs[i].data(), s.K, s.M, s.K, ws[i].ref(),
+                                      s.N, i % 2 ? biases[i].data() : nullptr,
+                                      ys[i].data(), s.N});
+      }
+      MatMulGroup(products, pool, backend);
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        std::vector<float> want(ys[i].size(), -7.0f);
+        MatMulArgs ref_args = products[i];
+        ref_args.y = want.data();
+        reference::MatMul(ref_args);
+        ExpectMatMulNear(products[i], want,
+                         "product " + std::to_string(i) + " workers " +
+                             std::to_string(workers));
+        ASSERT_EQ(ys[i].back(), -7.0f) << "product " << i << " wrote past y";
+      }
     }
   }
 }

@@ -12,10 +12,30 @@ namespace expertserve::kernels {
 // measurements behind it).
 MatMulBackend ChooseMatMulBackend(const MatMulArgs& args);
 
+// How one product is cut into tasks for the pool: m_tiles × n_tiles tiles of
+// [m_tile, n_tile], K in chunks of kc (Highway); oneDNN uses N panels only
+// (m_tiles == 1). A value type; building it has no side effects.
+struct MatMulPlan {
+  MatMulBackend backend = MatMulBackend::kHighway;
+  size_t m_tile = 0;
+  size_t n_tile = 0;
+  size_t m_tiles = 1;
+  size_t n_tiles = 1;
+  size_t kc = 0;          // Highway: K chunk
+  bool use_pack = false;  // Highway: widen 16-bit strips once into L1
+  size_t num_tasks() const { return m_tiles * n_tiles; }
+};
+
+// Plans `args` (M, N > 0) on `backend` (not kAuto) as about `target_tasks`
+// tasks (1: a single task, run inline).
+MatMulPlan PlanMatMul(const MatMulArgs& args, MatMulBackend backend,
+                      size_t target_tasks);
+
 namespace internal {
-// OpenBLAS sgemm, single-threaded per task on `pool` (N panels); 16-bit
-// weights are widened panel by panel into per-thread scratch first.
-void MatMulOpenBlas(const MatMulArgs& args, ThreadPool& pool);
+// One N panel of oneDNN sgemm, single-threaded; 16-bit weights are widened
+// into per-thread scratch first.
+void MatMulOneDnnTask(const MatMulArgs& args, const MatMulPlan& plan,
+                        size_t task);
 }  // namespace internal
 
 }  // namespace expertserve::kernels

@@ -1,5 +1,5 @@
 // Runtime-dispatched entry points of kernels.h: validates shapes, then calls
-// the best compiled Highway target for this CPU (or OpenBLAS for GEMM shapes
+// the best compiled Highway target for this CPU (or oneDNN for GEMM shapes
 // where it measured faster; see engine/kernels/README.md).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "engine/kernels/cpu/kernels.cc"
@@ -19,7 +19,7 @@
 
 namespace expertserve::kernels {
 
-HWY_EXPORT(MatMulHwy);
+HWY_EXPORT(MatMulTaskHwy);
 HWY_EXPORT(ConvertToF32Impl);
 HWY_EXPORT(RMSNormImpl);
 HWY_EXPORT(AddImpl);
@@ -32,19 +32,107 @@ HWY_EXPORT(ScaleImpl);
 HWY_EXPORT(PagedAttentionImpl);
 HWY_EXPORT(TargetNameImpl);
 
-void MatMul(const MatMulArgs& a, ThreadPool& pool, MatMulBackend backend) {
+MatMulPlan PlanMatMul(const MatMulArgs& a, MatMulBackend backend,
+                      size_t target_tasks) {
+  MatMulPlan p;
+  p.backend = backend;
+  target_tasks = std::max<size_t>(1, target_tasks);
+  if (backend == MatMulBackend::kOneDnn) {
+    p.m_tile = a.M;
+    p.n_tile = std::max<size_t>(16, (a.N + target_tasks - 1) / target_tasks);
+    p.n_tiles = (a.N + p.n_tile - 1) / p.n_tile;
+    return p;
+  }
+  if (a.K == 0) {  // one task writes the bias (or zeros)
+    p.m_tile = a.M;
+    p.n_tile = a.N;
+    return p;
+  }
+  // Prefill: 64-row tiles of x, so one tile's K-chunk stays in L2.
+  p.m_tile = a.M <= 64 ? a.M : 64;
+  p.m_tiles = (a.M + p.m_tile - 1) / p.m_tile;
+  // N tiles are whole 4-row strips. Tiny products run as one task.
+  const bool tiny = a.M * a.N * a.K < (size_t{1} << 15);
+  p.n_tile = a.N;
+  if (!tiny && target_tasks > 1) {
+    const size_t want_n_tiles =
+        std::max<size_t>(1, (target_tasks + p.m_tiles - 1) / p.m_tiles);
+    p.n_tile = (a.N + want_n_tiles - 1) / want_n_tiles;
+    p.n_tile = std::max<size_t>(4, (p.n_tile + 3) / 4 * 4);
+  }
+  p.n_tiles = (a.N + p.n_tile - 1) / p.n_tile;
+  // K chunk: keep [m_tile, kc] of x within ~192 KiB of L2. Decode (m_tile
+  // <= 2) streams each weight row in one pass instead.
+  p.kc = a.K;
+  if (p.m_tile > 2) {
+    p.kc = std::max<size_t>(256, (49152 / p.m_tile) / 64 * 64);
+    if (p.kc >= a.K) p.kc = a.K;
+  }
+  // Widen 16-bit strips once when more than 4 x rows reuse them; up to 4 rows
+  // promoting in registers is cheaper than a store and reloads. The packed
+  // strip ([4, kc] floats) is kept within 16 KiB so it stays in L1.
+  p.use_pack = a.w.dtype != DType::kF32 && p.m_tile > 4;
+  if (p.use_pack) p.kc = std::min<size_t>(p.kc, 1024);
+  return p;
+}
+
+namespace {
+
+void CheckMatMulArgs(const MatMulArgs& a) {
   ES_DCHECK(a.M == 0 || a.x != nullptr);
   ES_DCHECK(a.x_stride >= a.K);
   ES_DCHECK(a.y_stride >= a.N);
   ES_DCHECK(a.N * a.K == 0 || a.w.data != nullptr);
   ES_DCHECK(a.M * a.N == 0 || a.y != nullptr);
-  if (a.M == 0 || a.N == 0) return;
-  if (backend == MatMulBackend::kAuto) backend = ChooseMatMulBackend(a);
-  if (backend == MatMulBackend::kOpenBlas) {
-    internal::MatMulOpenBlas(a, pool);
-    return;
+  static_cast<void>(a);
+}
+
+void RunMatMulTask(const MatMulArgs& a, const MatMulPlan& p, size_t task) {
+  if (p.backend == MatMulBackend::kOneDnn) {
+    internal::MatMulOneDnnTask(a, p, task);
+  } else {
+    HWY_DYNAMIC_DISPATCH(MatMulTaskHwy)(a, p, task);
   }
-  HWY_DYNAMIC_DISPATCH(MatMulHwy)(a, pool);
+}
+
+}  // namespace
+
+void MatMul(const MatMulArgs& a, ThreadPool& pool, MatMulBackend backend) {
+  MatMulGroup(std::span<const MatMulArgs>(&a, 1), pool, backend);
+}
+
+void MatMulGroup(std::span<const MatMulArgs> products, ThreadPool& pool,
+                 MatMulBackend backend) {
+  size_t live = 0;
+  for (const MatMulArgs& a : products) {
+    CheckMatMulArgs(a);
+    if (a.M != 0 && a.N != 0) ++live;
+  }
+  if (live == 0) return;
+  // About 4 tasks per worker in all, for balance on a shared machine.
+  const size_t workers = pool.NumWorkers();
+  const size_t target =
+      workers == 1 ? 1 : std::max<size_t>(1, (4 * workers + live - 1) / live);
+  std::vector<MatMulPlan> plans(products.size());
+  std::vector<size_t> first_task(products.size() + 1, 0);
+  for (size_t i = 0; i < products.size(); ++i) {
+    const MatMulArgs& a = products[i];
+    size_t n = 0;
+    if (a.M != 0 && a.N != 0) {
+      const MatMulBackend b =
+          backend == MatMulBackend::kAuto ? ChooseMatMulBackend(a) : backend;
+      plans[i] = PlanMatMul(a, b, target);
+      n = plans[i].num_tasks();
+    }
+    first_task[i + 1] = first_task[i] + n;
+  }
+  pool.ParallelFor(first_task.back(), [&](size_t task, size_t /*worker*/) {
+    // The product owning `task`: the last one starting at or before it.
+    const size_t i = static_cast<size_t>(
+        std::upper_bound(first_task.begin() + 1, first_task.end(), task) -
+        (first_task.begin() + 1));
+    RunMatMulTask(products[i], plans[i], task - first_task[i]);
+  });
 }
 
 void ConvertToF32(WeightRef src, size_t n, float* dst) {

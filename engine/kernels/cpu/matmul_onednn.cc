@@ -1,0 +1,92 @@
+// The oneDNN sgemm backend of MatMul (larger M: prefill, batched experts).
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "common/check.h"
+#include "engine/kernels/cpu/backends.h"
+#include "oneapi/dnnl/dnnl.h"
+
+namespace expertserve::kernels {
+
+// Measured with expertserve-bench-kernels, backends interleaved in one run
+// (engine/kernels/README.md): the Highway kernel streams the weights once and
+// wins for few x rows (2.5-5x at M <= 4 with BF16 weights: oneDNN's packing
+// does not amortise over so few rows, and 16-bit weights need an f32 copy
+// first); from M = 16 (BF16/F16) or M = 8 (F32) oneDNN's packed,
+// register-blocked sgemm wins, by 1.7-2.9x at M >= 64.
+MatMulBackend ChooseMatMulBackend(const MatMulArgs& args) {
+  const size_t min_m = args.w.dtype == DType::kF32 ? 8 : 16;
+  return args.M >= min_m ? MatMulBackend::kOneDnn : MatMulBackend::kHighway;
+}
+
+namespace internal {
+namespace {
+
+// Debian's oneDNN runs on OpenMP; our pool provides the parallelism, so each
+// pool thread limits its own OpenMP team to itself. Looked up at run time
+// (libgomp is loaded as oneDNN's dependency) so that neither the build nor a
+// oneDNN built on another threading runtime needs OpenMP.
+void SingleThreadedOnThisThread() {
+  thread_local bool done = false;
+  if (done) return;
+  done = true;
+  using SetNumThreads = void (*)(int);
+  static const auto set_num_threads = reinterpret_cast<SetNumThreads>(
+      dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  if (set_num_threads != nullptr) set_num_threads(1);
+}
+
+}  // namespace
+
+void MatMulOneDnnTask(const MatMulArgs& a, const MatMulPlan& plan,
+                      size_t task) {
+  SingleThreadedOnThisThread();
+  const size_t n0 = task * plan.n_tile, n1 = std::min(a.N, n0 + plan.n_tile);
+  // 16-bit weights are widened into per-thread scratch of at most ~4 MiB,
+  // in as few sgemm calls as that allows (each call re-packs x).
+  const size_t widen_rows =
+      std::max<size_t>(64, (size_t{4} << 20) / (4 * std::max<size_t>(a.K, 1)));
+  if (a.K == 0) {  // y = bias (or 0); sgemm rejects K = 0 leading dims
+    for (size_t m = 0; m < a.M; ++m) {
+      for (size_t n = n0; n < n1; ++n) {
+        a.y[m * a.y_stride + n] = a.bias != nullptr ? a.bias[n] : 0.0f;
+      }
+    }
+    return;
+  }
+  for (size_t s0 = n0; s0 < n1;) {
+    size_t s1 = n1;
+    const float* w;
+    if (a.w.dtype == DType::kF32) {
+      w = static_cast<const float*>(a.w.data) + s0 * a.K;
+    } else {
+      s1 = std::min(n1, s0 + widen_rows);
+      thread_local std::vector<float> wide;
+      if (wide.size() < (s1 - s0) * a.K) wide.resize((s1 - s0) * a.K);
+      const char* src = static_cast<const char*>(a.w.data) +
+                        s0 * a.K * DTypeSize(a.w.dtype);
+      ConvertToF32(WeightRef{src, a.w.dtype}, (s1 - s0) * a.K, wide.data());
+      w = wide.data();
+    }
+    const size_t rows = s1 - s0;
+    // Row-major y[M, rows] = x[M, K] · w[rows, K]^T.
+    const dnnl_status_t st = dnnl_sgemm(
+        'N', 'T', static_cast<dnnl_dim_t>(a.M), static_cast<dnnl_dim_t>(rows),
+        static_cast<dnnl_dim_t>(a.K), 1.0f, a.x,
+        static_cast<dnnl_dim_t>(a.x_stride), w, static_cast<dnnl_dim_t>(a.K),
+        0.0f, a.y + s0, static_cast<dnnl_dim_t>(a.y_stride));
+    ES_CHECK(st == dnnl_success);  // only fails on invalid shapes
+    if (a.bias != nullptr) {
+      for (size_t m = 0; m < a.M; ++m) {
+        float* yr = a.y + m * a.y_stride + s0;
+        for (size_t j = 0; j < rows; ++j) yr[j] += a.bias[s0 + j];
+      }
+    }
+    s0 = s1;
+  }
+}
+
+}  // namespace internal
+}  // namespace expertserve::kernels
