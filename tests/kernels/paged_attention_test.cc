@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/thread_pool.h"
+#include "engine/kernels/cpu/backends.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/reference.h"
 #include "gtest/gtest.h"
@@ -102,9 +103,13 @@ class PagedAttentionTest : public hwy::TestWithParamTarget {
 
     // A mixed batch: seq 1 prefills its whole context (a chunk), seq 0 and
     // seq 2 decode their last position; tokens interleaved across sequences.
+    // Seq 2 continues a chunked prefill: its last 20 positions as one run
+    // that starts mid-context.
     std::vector<int32_t> token_seq, token_pos;
-    token_seq.push_back(2);
-    token_pos.push_back(static_cast<int32_t>(seq_lens[2] - 1));
+    for (size_t p = seq_lens[2] - 20; p < seq_lens[2]; ++p) {
+      token_seq.push_back(2);
+      token_pos.push_back(static_cast<int32_t>(p));
+    }
     for (size_t p = 0; p < seq_lens[1]; ++p) {
       token_seq.push_back(1);
       token_pos.push_back(static_cast<int32_t>(p));
@@ -131,6 +136,12 @@ class PagedAttentionTest : public hwy::TestWithParamTarget {
     args.out = out.data();
     args.out_token_stride = out_stride;
     PagedAttention(args, view, pool_);
+    if (score_budget_ != 0) {
+      // The GEMM path directly, with passes small enough to tile queries
+      // and split heads: seq 2's run, then seq 1's.
+      internal::PrefillAttention(args, view, 0, 20, pool_, score_budget_);
+      internal::PrefillAttention(args, view, 20, seq_lens[1], pool_, score_budget_);
+    }
 
     std::vector<float> ref_out(T * out_stride, -9.0f);
     PagedAttentionArgs ref_args = args;
@@ -173,6 +184,7 @@ class PagedAttentionTest : public hwy::TestWithParamTarget {
 
   std::mt19937 rng_{99};
   ThreadPool pool_{3};
+  size_t score_budget_ = 0;  // nonzero: also run PrefillAttention with it
 };
 HWY_TARGET_INSTANTIATE_TEST_SUITE_P(PagedAttentionTest);
 
@@ -187,6 +199,18 @@ TEST_P(PagedAttentionTest, MatchesDenseAttention) {
           }
         }
       }
+    }
+  }
+}
+
+// Prefill runs in passes of a few query rows and heads (the default budget
+// only tiles at very long contexts).
+TEST_P(PagedAttentionTest, PrefillPathTilesQueriesAndHeads) {
+  for (size_t budget : {1, 40, 37 * 9, 1000}) {
+    score_budget_ = budget;
+    for (KvDType dtype : {KvDType::kF32, KvDType::kBF16}) {
+      RunCase(Config{16, 2, 4, 16, 11, false, dtype});
+      RunCase(Config{4, 1, 3, 17, 13, true, dtype});
     }
   }
 }

@@ -36,6 +36,15 @@ namespace internal {
 // into per-thread scratch first.
 void MatMulOneDnnTask(const MatMulArgs& args, const MatMulPlan& plan,
                         size_t task);
+// Causal attention for tokens [first, first + count) of `args`, which belong
+// to one sequence at consecutive positions, as GEMMs over the gathered
+// context (cpu/attention_prefill.cc). Scores are computed in passes of at
+// most `score_budget` floats (query tiles × q heads; tests make it small).
+// Not for use inside a pool task.
+inline constexpr size_t kPrefillScoreBudget = size_t{8} << 20;  // 32 MiB
+void PrefillAttention(const PagedAttentionArgs& args, const PagedKvView& kv,
+                      size_t first, size_t count, ThreadPool& pool,
+                      size_t score_budget = kPrefillScoreBudget);
 }  // namespace internal
 
 }  // namespace expertserve::kernels

@@ -232,7 +232,27 @@ void PagedAttention(const PagedAttentionArgs& a, const PagedKvView& kv,
   }
 #endif
   if (a.num_tokens == 0 || a.num_q_heads == 0) return;
-  HWY_DYNAMIC_DISPATCH(PagedAttentionImpl)(a, kv, pool);
+  // Runs of at least kPrefillMinTokens tokens of one sequence at consecutive
+  // positions (prefill chunks) go through the GEMM path; the rest (decodes,
+  // short chunks) through the per-token kernel. Which path a token takes
+  // depends only on its own sequence's run, never on the rest of the batch.
+  constexpr size_t kPrefillMinTokens = 16;
+  std::vector<int32_t> singles;
+  for (size_t t = 0; t < a.num_tokens;) {
+    size_t e = t + 1;
+    while (e < a.num_tokens && a.token_seq[e] == a.token_seq[t] &&
+           a.token_pos[e] == a.token_pos[e - 1] + 1) {
+      ++e;
+    }
+    if (e - t >= kPrefillMinTokens) {
+      internal::PrefillAttention(a, kv, t, e - t, pool);
+    } else {
+      for (size_t i = t; i < e; ++i) singles.push_back(static_cast<int32_t>(i));
+    }
+    t = e;
+  }
+  if (singles.empty()) return;
+  HWY_DYNAMIC_DISPATCH(PagedAttentionImpl)(a, kv, singles, pool);
 }
 
 void WriteKv(const PagedKvStore& store, const SeqBlockTable& table, size_t pos,

@@ -571,22 +571,25 @@ void AttentionTask(const PagedAttentionArgs& a, const PagedKvView& kv,
   for (size_t h = 0; h < heads; ++h) ScaleF(1.0f / l[h], out0 + h * v_dim, v_dim);
 }
 
+// The tokens listed in `tokens`, one at a time (decodes, short chunks).
 void PagedAttentionImpl(const PagedAttentionArgs& a, const PagedKvView& kv,
-                        ThreadPool& pool) {
+                        const std::vector<int32_t>& tokens, ThreadPool& pool) {
   const size_t kv_heads = kv.layout.num_kv_heads;
   const size_t group = a.num_q_heads / kv_heads;
   // Split kv heads only as far as needed to keep every worker busy (decode
   // of a single sequence); otherwise one task per token.
   const size_t want_tasks = 2 * pool.NumWorkers();
-  const size_t chunks = std::clamp<size_t>((want_tasks + a.num_tokens - 1) / a.num_tokens,
+  const size_t num_tokens = tokens.size();
+  const size_t chunks = std::clamp<size_t>((want_tasks + num_tokens - 1) / num_tokens,
                                            1, kv_heads);
   const size_t chunk = (kv_heads + chunks - 1) / chunks;
   const size_t num_chunks = (kv_heads + chunk - 1) / chunk;
   const size_t scratch_floats = group * kv.layout.block_tokens + 2 * a.num_q_heads;
-  pool.ParallelFor(a.num_tokens * num_chunks, [&](size_t task, size_t) {
+  pool.ParallelFor(num_tokens * num_chunks, [&](size_t task, size_t) {
     thread_local std::vector<float> scratch;
     if (scratch.size() < scratch_floats) scratch.resize(scratch_floats);
-    const size_t t = task / num_chunks, c = task % num_chunks;
+    const size_t t = static_cast<size_t>(tokens[task / num_chunks]);
+    const size_t c = task % num_chunks;
     const size_t kvh0 = c * chunk, kvh1 = std::min(kv_heads, kvh0 + chunk);
     if (kv.layout.dtype == KvDType::kF32) {
       AttentionTask<float>(a, kv, t, kvh0, kvh1, scratch.data());
