@@ -1,7 +1,8 @@
 // expertserve-bench-forward: forward-pass speed of real-format checkpoints,
 // each result next to its roofline measured in the same run.
-//   prefill: one sequence of --prefill tokens in one step; compute-bound, so
-//            reported as a fraction of the machine's peak FMA rate.
+//   prefill: --prefill-prompts P prompts of --prefill tokens each in one step
+//            (P = 1: one long prompt; P = 4: a 2048-token scheduler budget);
+//            compute-bound, so reported as a fraction of the peak FMA rate.
 //   decode:  --batches B sequences with --context tokens of history each, one
 //            new token per sequence per step; bandwidth-bound at small B, so
 //            reported against max(bytes / bandwidth, flops / peak) where bytes
@@ -12,7 +13,8 @@
 // ratios within one run.
 //
 // Usage: expertserve-bench-forward --model DIR [--model DIR ...]
-//          [--batches 1,4,16,64] [--context 128] [--prefill 512] [--quick]
+//          [--batches 1,4,16,64] [--context 128] [--prefill 512]
+//          [--prefill-prompts 1,4] [--quick]
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -39,6 +41,9 @@ struct Options {
   std::vector<size_t> batches = {1, 4, 16, 64};
   size_t context = 128;
   size_t prefill = 512;
+  // Prompts of `prefill` tokens per prefill step: 1 is one long prompt; 4
+  // is what a scheduler batches under a 2048-token budget.
+  std::vector<size_t> prefill_seqs = {1, 4};
   bool quick = false;
 };
 
@@ -108,6 +113,7 @@ int Run(const Options& o) {
 
     size_t max_b = 1;
     for (size_t b : o.batches) max_b = std::max(max_b, b);
+    for (size_t n : o.prefill_seqs) max_b = std::max(max_b, n);
     const size_t steps_room = 64;
     const size_t per_seq_blocks =
         (std::max(o.context + steps_room, o.prefill) + kBlockTokens - 1) / kBlockTokens;
@@ -115,23 +121,30 @@ int Run(const Options& o) {
     std::vector<float> logits;
 
     // ---- prefill ----
-    {
+    for (size_t n_seqs : o.prefill_seqs) {
       engine::StepBatch b;
-      AddSequence(b, 0, 0, per_seq_blocks);
-      std::vector<TokenId> ids(o.prefill);
-      for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<TokenId>((i * 7919) % c.vocab_size);
-      b.AddTokens(0, ids.data(), static_cast<int32_t>(ids.size()), 0, true);
+      for (size_t s = 0; s < n_seqs; ++s) {
+        AddSequence(b, 0, s * per_seq_blocks, per_seq_blocks);
+        std::vector<TokenId> ids(o.prefill);
+        for (size_t i = 0; i < ids.size(); ++i) {
+          ids[i] = static_cast<TokenId>((i * 7919 + s * 13) % c.vocab_size);
+        }
+        b.AddTokens(static_cast<int32_t>(s), ids.data(),
+                    static_cast<int32_t>(ids.size()), 0, true);
+      }
+      const size_t tokens = n_seqs * o.prefill;
       const Timing t = Measure(o.quick ? 0.5 : 2.0, [&](size_t) {
         (void)model.Forward(b, kv, pool, logits);
       });
-      const double flops = 2.0 * pc.active * static_cast<double>(o.prefill);
+      const double flops = 2.0 * pc.active * static_cast<double>(tokens);
       const double gflops = flops / t.best_s * 1e-9;
       std::printf(
-          "{\"bench\":\"prefill\",\"model\":\"%s\",\"tokens\":%zu,\"s_best\":%.4f,"
+          "{\"bench\":\"prefill\",\"model\":\"%s\",\"prompts\":%zu,"
+          "\"tokens\":%zu,\"s_best\":%.4f,"
           "\"s_median\":%.4f,\"tokens_per_s\":%.1f,\"gflops\":%.1f,"
           "\"peak_gflops\":%.1f,\"roofline_fraction\":%.3f}\n",
-          dir.c_str(), o.prefill, t.best_s, t.median_s, o.prefill / t.best_s, gflops,
-          mach.peak_gflops, gflops / mach.peak_gflops);
+          dir.c_str(), n_seqs, tokens, t.best_s, t.median_s, tokens / t.best_s,
+          gflops, mach.peak_gflops, gflops / mach.peak_gflops);
     }
 
     // ---- decode ----
@@ -212,12 +225,23 @@ int main(int argc, char** argv) {
       if (!absl::SimpleAtoi(value(), &o.context)) return 2;
     } else if (a == "--prefill") {
       if (!absl::SimpleAtoi(value(), &o.prefill)) return 2;
+    } else if (a == "--prefill-prompts") {
+      o.prefill_seqs.clear();
+      for (absl::string_view s : absl::StrSplit(value(), ',')) {
+        size_t n;
+        if (!absl::SimpleAtoi(s, &n) || n == 0) {
+          std::fprintf(stderr, "bench-forward: bad --prefill-prompts\n");
+          return 2;
+        }
+        o.prefill_seqs.push_back(n);
+      }
     } else if (a == "--quick") {
       o.quick = true;
     } else {
       std::fprintf(stderr,
                    "usage: expertserve-bench-forward --model DIR [--model DIR ...] "
-                   "[--batches 1,4,16,64] [--context 128] [--prefill 512] [--quick]\n");
+                   "[--batches 1,4,16,64] [--context 128] [--prefill 512] "
+                   "[--prefill-prompts 1,4] [--quick]\n");
       return 2;
     }
   }

@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "engine/forward/scratch.h"
+
 namespace expertserve::engine {
 namespace {
 
@@ -27,32 +29,38 @@ void StandardAttention(const LayerContext& ctx, int64_t layer,
   const size_t hd = static_cast<size_t>(c.head_dim);
   const size_t half = static_cast<size_t>(c.RotaryDim() / 2);
 
-  std::vector<float> q(T * nh * hd), k(T * nkv * hd), v(T * nkv * hd);
+  thread_local Scratch q_buf;
+  float* q = q_buf.Get(T * nh * hd);
+  thread_local Scratch k_buf;
+  float* k = k_buf.Get(T * nkv * hd);
+  thread_local Scratch v_buf;
+  float* v = v_buf.Get(T * nkv * hd);
   const MatMulArgs qkv[] = {
-      {x, H, T, H, w.q, nh * hd, BiasOrNull(w.q_bias), q.data(), nh * hd},
-      {x, H, T, H, w.k, nkv * hd, BiasOrNull(w.k_bias), k.data(), nkv * hd},
-      {x, H, T, H, w.v, nkv * hd, BiasOrNull(w.v_bias), v.data(), nkv * hd}};
+      {x, H, T, H, w.q, nh * hd, BiasOrNull(w.q_bias), q, nh * hd},
+      {x, H, T, H, w.k, nkv * hd, BiasOrNull(w.k_bias), k, nkv * hd},
+      {x, H, T, H, w.v, nkv * hd, BiasOrNull(w.v_bias), v, nkv * hd}};
   kernels::MatMulGroup(qkv, ctx.pool);
   if (w.q_norm.data != nullptr) {  // Qwen3: per-head RMSNorm before RoPE
     const float eps = static_cast<float>(c.rms_norm_eps);
-    kernels::RMSNorm(q.data(), T * nh, hd, w.q_norm, eps, q.data());
-    kernels::RMSNorm(k.data(), T * nkv, hd, w.k_norm, eps, k.data());
+    kernels::RMSNorm(q, T * nh, hd, w.q_norm, eps, q);
+    kernels::RMSNorm(k, T * nkv, hd, w.k_norm, eps, k);
   }
   kernels::PagedKvStore store = ctx.kv.Layer(static_cast<size_t>(layer));
   for (size_t t = 0; t < T; ++t) {
     const float* cos = ctx.rope_cos.data() + t * half;
     const float* sin = ctx.rope_sin.data() + t * half;
-    kernels::ApplyRope(q.data() + t * nh * hd, nh, hd, 2 * half, cos, sin,
+    kernels::ApplyRope(q + t * nh * hd, nh, hd, 2 * half, cos, sin,
                        kernels::RopeLayout::kNeox);
-    kernels::ApplyRope(k.data() + t * nkv * hd, nkv, hd, 2 * half, cos, sin,
+    kernels::ApplyRope(k + t * nkv * hd, nkv, hd, 2 * half, cos, sin,
                        kernels::RopeLayout::kNeox);
     kernels::WriteKv(store, ctx.seq_tables[ctx.batch.token_seq[t]],
                      static_cast<size_t>(ctx.batch.positions[t]),
-                     k.data() + t * nkv * hd, v.data() + t * nkv * hd);
+                     k + t * nkv * hd, v + t * nkv * hd);
   }
-  std::vector<float> attn(T * nh * hd);
+  thread_local Scratch attn_buf;
+  float* attn = attn_buf.Get(T * nh * hd);
   kernels::PagedAttentionArgs args;
-  args.q = q.data();
+  args.q = q;
   args.q_token_stride = nh * hd;
   args.num_tokens = T;
   args.num_q_heads = nh;
@@ -61,10 +69,10 @@ void StandardAttention(const LayerContext& ctx, int64_t layer,
   args.seqs = ctx.seq_tables.data();
   args.num_seqs = ctx.seq_tables.size();
   args.scale = ctx.softmax_scale;
-  args.out = attn.data();
+  args.out = attn;
   args.out_token_stride = nh * hd;
   kernels::PagedAttention(args, store.View(), ctx.pool);
-  MatMul(attn.data(), T, nh * hd, w.o, H, BiasOrNull(w.o_bias), out, ctx.pool);
+  MatMul(attn, T, nh * hd, w.o, H, BiasOrNull(w.o_bias), out, ctx.pool);
 }
 
 // DeepSeek MLA with the latent cache. Per head h, with c_t the normalised
@@ -87,62 +95,68 @@ void LatentAttention(const LayerContext& ctx, int64_t layer,
   const kernels::RopeLayout layout = DeepseekRopeLayout(c);
 
   // latent[t] = [kv_a_layernorm(c_t), rope(k_pe_t)]: exactly what is cached.
-  std::vector<float> q(T * nh * qk), latent(T * (rank + rope));
+  thread_local Scratch q_buf;
+  float* q = q_buf.Get(T * nh * qk);
+  thread_local Scratch latent_buf;
+  float* latent = latent_buf.Get(T * (rank + rope));
   const MatMulArgs kv_a{x,       H,       T, H, w.kv_a, rank + rope, nullptr,
-                        latent.data(), rank + rope};
+                        latent, rank + rope};
   if (c.q_lora_rank) {
     const size_t qr = static_cast<size_t>(*c.q_lora_rank);
-    std::vector<float> qa(T * qr);
+    thread_local Scratch qa_buf;
+    float* qa = qa_buf.Get(T * qr);
     const MatMulArgs first[] = {
-        {x, H, T, H, w.q_a, qr, nullptr, qa.data(), qr}, kv_a};
+        {x, H, T, H, w.q_a, qr, nullptr, qa, qr}, kv_a};
     kernels::MatMulGroup(first, ctx.pool);
-    kernels::RMSNorm(qa.data(), T, qr, w.q_a_norm, eps, qa.data());
-    MatMul(qa.data(), T, qr, w.q_b, nh * qk, nullptr, q.data(), ctx.pool);
+    kernels::RMSNorm(qa, T, qr, w.q_a_norm, eps, qa);
+    MatMul(qa, T, qr, w.q_b, nh * qk, nullptr, q, ctx.pool);
   } else {
     const MatMulArgs first[] = {
-        {x, H, T, H, w.q, nh * qk, nullptr, q.data(), nh * qk}, kv_a};
+        {x, H, T, H, w.q, nh * qk, nullptr, q, nh * qk}, kv_a};
     kernels::MatMulGroup(first, ctx.pool);
   }
   kernels::PagedKvStore store = ctx.kv.Layer(static_cast<size_t>(layer));
   for (size_t t = 0; t < T; ++t) {
-    float* lt = latent.data() + t * (rank + rope);
+    float* lt = latent + t * (rank + rope);
     kernels::RMSNorm(lt, 1, rank, w.kv_a_norm, eps, lt);
     const float* cos = ctx.rope_cos.data() + t * half;
     const float* sin = ctx.rope_sin.data() + t * half;
     kernels::ApplyRope(lt + rank, 1, rope, rope, cos, sin, layout);
-    kernels::ApplyRope(q.data() + t * nh * qk + nope, nh, qk, rope, cos, sin,
+    kernels::ApplyRope(q + t * nh * qk + nope, nh, qk, rope, cos, sin,
                        layout);
     kernels::WriteKv(store, ctx.seq_tables[ctx.batch.token_seq[t]],
                      static_cast<size_t>(ctx.batch.positions[t]), lt, nullptr);
   }
   // Absorbed query: [T, nh, rank + rope] = [W_uk_h^T q_nope, q_pe].
   const size_t qa_dim = rank + rope;
-  std::vector<float> q_abs(T * nh * qa_dim);
+  thread_local Scratch q_abs_buf;
+  float* q_abs = q_abs_buf.Get(T * nh * qa_dim);
   std::vector<MatMulArgs> per_head(nh);
   for (size_t h = 0; h < nh; ++h) {
     MatMulArgs& a = per_head[h];
-    a.x = q.data() + h * qk;
+    a.x = q + h * qk;
     a.x_stride = nh * qk;
     a.M = T;
     a.K = nope;
     a.w = kernels::WeightRef{w.w_uk_t.data() + h * rank * nope,
                              kernels::DType::kF32};
     a.N = rank;
-    a.y = q_abs.data() + h * qa_dim;
+    a.y = q_abs + h * qa_dim;
     a.y_stride = nh * qa_dim;
     for (size_t t = 0; t < T; ++t) {
-      const float* src = q.data() + t * nh * qk + h * qk + nope;
-      float* dst = q_abs.data() + t * nh * qa_dim + h * qa_dim + rank;
+      const float* src = q + t * nh * qk + h * qk + nope;
+      float* dst = q_abs + t * nh * qa_dim + h * qa_dim + rank;
       for (size_t i = 0; i < rope; ++i) dst[i] = src[i];
     }
   }
   kernels::MatMulGroup(per_head, ctx.pool);
-  std::vector<float> o_latent(T * nh * rank);
+  thread_local Scratch o_latent_buf;
+  float* o_latent = o_latent_buf.Get(T * nh * rank);
   kernels::PagedKvView view = store.View();
   view.v_aliases_k = true;
   view.v_read_dim = rank;
   kernels::PagedAttentionArgs args;
-  args.q = q_abs.data();
+  args.q = q_abs;
   args.q_token_stride = nh * qa_dim;
   args.num_tokens = T;
   args.num_q_heads = nh;
@@ -151,16 +165,17 @@ void LatentAttention(const LayerContext& ctx, int64_t layer,
   args.seqs = ctx.seq_tables.data();
   args.num_seqs = ctx.seq_tables.size();
   args.scale = ctx.softmax_scale;
-  args.out = o_latent.data();
+  args.out = o_latent;
   args.out_token_stride = nh * rank;
   kernels::PagedAttention(args, view, ctx.pool);
   // v_h = W_uv_h o_h, with W_uv_h = rows [h*(nope+v)+nope, +v) of kv_b_proj.
-  std::vector<float> values(T * nh * vd);
+  thread_local Scratch values_buf;
+  float* values = values_buf.Get(T * nh * vd);
   const size_t elem = kernels::DTypeSize(w.kv_b.dtype);
   for (size_t h = 0; h < nh; ++h) {
     MatMulArgs& a = per_head[h];
     a = MatMulArgs{};
-    a.x = o_latent.data() + h * rank;
+    a.x = o_latent + h * rank;
     a.x_stride = nh * rank;
     a.M = T;
     a.K = rank;
@@ -168,11 +183,11 @@ void LatentAttention(const LayerContext& ctx, int64_t layer,
                                  (h * (nope + vd) + nope) * rank * elem,
                              w.kv_b.dtype};
     a.N = vd;
-    a.y = values.data() + h * vd;
+    a.y = values + h * vd;
     a.y_stride = nh * vd;
   }
   kernels::MatMulGroup(per_head, ctx.pool);
-  MatMul(values.data(), T, nh * vd, w.o, H, nullptr, out, ctx.pool);
+  MatMul(values, T, nh * vd, w.o, H, nullptr, out, ctx.pool);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "common/check.h"
+#include "engine/forward/scratch.h"
 
 namespace expertserve::engine {
 namespace {
@@ -163,9 +164,9 @@ void RunChains(std::span<const ChainJob> jobs, size_t H,
 void MlpForward(const MlpWeights& w, const float* x, size_t T, size_t hidden,
                 float* out, ThreadPool& pool) {
   const size_t I = static_cast<size_t>(w.intermediate);
-  std::vector<float> gate(T * I), up(T * I);
-  const ChainJob job{x,         hidden,    T,           w.gate,    w.up,
-                     w.down,    I,         gate.data(), up.data(), out};
+  thread_local Scratch gate_buf, up_buf;
+  const ChainJob job{x,      hidden, T, w.gate, w.up, w.down, I,
+                     gate_buf.Get(T * I), up_buf.Get(T * I), out};
   RunChains(std::span<const ChainJob>(&job, 1), hidden, {}, pool);
 }
 
@@ -177,8 +178,9 @@ void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
   const size_t E = static_cast<size_t>(c.num_experts);
   const size_t I = static_cast<size_t>(c.moe_intermediate_size);
 
-  std::vector<float> logits(T * E);
-  kernels::MatMul(x, T, H, w.router, E, nullptr, logits.data(), ctx.pool);
+  thread_local Scratch logits_buf;
+  float* logits = logits_buf.Get(T * E);
+  kernels::MatMul(x, T, H, w.router, E, nullptr, logits, ctx.pool);
 
   // Route, reroute through each sequence's adapter, and group by slot.
   const memory::ExpertTable& table = *w.experts;
@@ -187,7 +189,7 @@ void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
   size_t routed_rows = 0;
   for (size_t t = 0; t < T; ++t) {
     const ExpertChoice choice = SelectExperts(
-        c, std::span<const float>(logits.data() + t * E, E), w.score_correction);
+        c, std::span<const float>(logits + t * E, E), w.score_correction);
     const AdapterRouting* adapter =
         ctx.batch.sequences[ctx.batch.token_seq[t]].adapter;
     for (size_t j = 0; j < choice.experts.size(); ++j) {
@@ -224,23 +226,25 @@ void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
   // are split by adapter. Scratch for every chain's intermediates.
   const size_t shared_rows = has_shared ? T : 0;
   const size_t gathered_shared = shared_is_all_base ? 0 : shared_rows;
-  std::vector<float> xs((routed_rows + gathered_shared) * H);
-  std::vector<float> gate(routed_rows * I + shared_rows * SI);
-  std::vector<float> up(gate.size());
-  std::vector<float> down((routed_rows + shared_rows) * H);
+  const size_t inter_floats = routed_rows * I + shared_rows * SI;
+  thread_local Scratch xs_buf, gate_buf, up_buf, down_buf;
+  float* xs = xs_buf.Get((routed_rows + gathered_shared) * H);
+  float* gate = gate_buf.Get(inter_floats);
+  float* up = up_buf.Get(inter_floats);
+  float* down = down_buf.Get((routed_rows + shared_rows) * H);
   std::vector<ChainJob> jobs;
   size_t row = 0;
   for (size_t slot = 0; slot < by_slot.size(); ++slot) {
     const auto& users = by_slot[slot];
     if (users.empty()) continue;
     for (size_t i = 0; i < users.size(); ++i) {
-      std::copy_n(x + users[i].first * H, H, xs.data() + (row + i) * H);
+      std::copy_n(x + users[i].first * H, H, xs + (row + i) * H);
     }
     const memory::ExpertPointers p = table.SlotPointers(static_cast<SlotId>(slot));
-    jobs.push_back({xs.data() + row * H, H, users.size(),
+    jobs.push_back({xs + row * H, H, users.size(),
                     {p.gate, w.expert_dtype}, {p.up, w.expert_dtype},
-                    {p.down, w.expert_dtype}, I, gate.data() + row * I,
-                    up.data() + row * I, down.data() + row * H});
+                    {p.down, w.expert_dtype}, I, gate + row * I,
+                    up + row * I, down + row * H});
     row += users.size();
   }
   // Shared rows follow the routed ones: [routed_rows, routed_rows + T).
@@ -257,16 +261,16 @@ void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
     }
     const float* in = x;
     if (!shared_is_all_base) {
-      float* dst = xs.data() + (routed_rows + srow) * H;
+      float* dst = xs + (routed_rows + srow) * H;
       for (size_t i = 0; i < users.size(); ++i) {
         std::copy_n(x + users[i] * H, H, dst + i * H);
       }
       in = dst;
     }
     jobs.push_back({in, H, users.size(), m.gate, m.up, m.down, SI,
-                    gate.data() + routed_rows * I + srow * SI,
-                    up.data() + routed_rows * I + srow * SI,
-                    down.data() + (routed_rows + srow) * H});
+                    gate + routed_rows * I + srow * SI,
+                    up + routed_rows * I + srow * SI,
+                    down + (routed_rows + srow) * H});
     srow += users.size();
   }
   // qwen2_moe's sigmoid gate of the shared expert rides in the first region.
@@ -283,7 +287,7 @@ void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
   row = 0;
   for (const auto& users : by_slot) {
     for (const auto& [t, weight] : users) {
-      kernels::Axpy(weight, down.data() + row * H, out + t * H, H);
+      kernels::Axpy(weight, down + row * H, out + t * H, H);
       ++row;
     }
   }
@@ -292,7 +296,7 @@ void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
     for (size_t t : users) {
       const float scale =
           shared_gate.empty() ? 1.0f : 1.0f / (1.0f + std::exp(-shared_gate[t]));
-      kernels::Axpy(scale, down.data() + (routed_rows + srow) * H, out + t * H, H);
+      kernels::Axpy(scale, down + (routed_rows + srow) * H, out + t * H, H);
       ++srow;
     }
   }

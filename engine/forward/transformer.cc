@@ -7,6 +7,7 @@
 #include "engine/forward/attention.h"
 #include "engine/forward/layer_context.h"
 #include "engine/forward/moe.h"
+#include "engine/forward/scratch.h"
 #include "engine/kernels/kernels.h"
 
 namespace expertserve::engine {
@@ -90,31 +91,34 @@ absl::Status Transformer::Forward(const StepBatch& batch, KvStore& kv,
                          kv,  pool};
 
   // Residual stream h[T, H].
-  std::vector<float> h(T * H), x(T * H), y(T * H);
+  thread_local Scratch h_buf, x_buf, y_buf;
+  float* h = h_buf.Get(T * H);
+  float* x = x_buf.Get(T * H);
+  float* y = y_buf.Get(T * H);
   const size_t row_bytes = H * kernels::DTypeSize(weights_->embed.dtype);
   for (size_t t = 0; t < T; ++t) {
     kernels::ConvertToF32(
         {static_cast<const char*>(weights_->embed.data) + batch.tokens[t] * row_bytes,
          weights_->embed.dtype},
-        H, h.data() + t * H);
+        H, h + t * H);
   }
   for (size_t l = 0; l < weights_->layers.size(); ++l) {
     const LayerWeights& lw = weights_->layers[l];
-    kernels::RMSNorm(h.data(), T, H, lw.input_norm, eps, x.data());
-    AttentionForward(ctx, static_cast<int64_t>(l), lw.attn, x.data(), y.data());
-    kernels::AddInPlace(h.data(), y.data(), T * H);
-    kernels::RMSNorm(h.data(), T, H, lw.post_attention_norm, eps, x.data());
+    kernels::RMSNorm(h, T, H, lw.input_norm, eps, x);
+    AttentionForward(ctx, static_cast<int64_t>(l), lw.attn, x, y);
+    kernels::AddInPlace(h, y, T * H);
+    kernels::RMSNorm(h, T, H, lw.post_attention_norm, eps, x);
     if (lw.is_moe) {
-      MoeForward(ctx, static_cast<int64_t>(l), lw.moe, x.data(), y.data());
+      MoeForward(ctx, static_cast<int64_t>(l), lw.moe, x, y);
     } else {
-      MlpForward(lw.mlp, x.data(), T, H, y.data(), pool);
+      MlpForward(lw.mlp, x, T, H, y, pool);
     }
-    kernels::AddInPlace(h.data(), y.data(), T * H);
+    kernels::AddInPlace(h, y, T * H);
   }
   const size_t L = batch.logit_tokens.size();
   std::vector<float> last(L * H);
   for (size_t i = 0; i < L; ++i) {
-    std::copy_n(h.data() + batch.logit_tokens[i] * H, H, last.data() + i * H);
+    std::copy_n(h + batch.logit_tokens[i] * H, H, last.data() + i * H);
   }
   kernels::RMSNorm(last.data(), L, H, weights_->final_norm, eps, last.data());
   kernels::MatMul(last.data(), L, H, weights_->lm_head, V, nullptr,
