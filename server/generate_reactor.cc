@@ -128,17 +128,38 @@ class StreamSink final : public engine::OutputSinkInterface {
   }
 
   void OnDelta(const engine::OutputDelta& d) override {
+    bool abort = false;
     {
       absl::MutexLock lock(&mu_);
       itl_.OnTokens(d, absl::Now());
       if (cancelled_) return;
-      pb::SampleDelta* sd = pending_.add_deltas();
-      sd->set_index(d.sample_index);
+      // Coalesce: one SampleDelta per sample in the pending message, so a
+      // stalled client costs its output's bytes, not a message per token.
+      pb::SampleDelta* sd = nullptr;
+      for (pb::SampleDelta& x : *pending_.mutable_deltas()) {
+        if (x.index() == d.sample_index) sd = &x;
+      }
+      if (sd == nullptr) {
+        sd = pending_.add_deltas();
+        sd->set_index(d.sample_index);
+      }
       sd->mutable_token_ids()->Add(d.token_ids.begin(), d.token_ids.end());
-      sd->set_text(d.text);
+      sd->mutable_text()->append(d.text);
       for (const auto& p : d.logprobs) ToProto(p, sd->add_logprobs());
       has_pending_ = true;
+      AddBufferedLocked(DeltaBytes(d));
+      if (buffered_bytes_ > ctx_->limits.max_stream_buffer_bytes) {
+        // The client is not reading: drop the backlog and end the request
+        // rather than hold its output without bound (see the header).
+        abort = CancelLocked(grpc::Status(
+            grpc::RESOURCE_EXHAUSTED,
+            absl::StrCat("the client is not reading the stream: ", buffered_bytes_,
+                         " bytes of output wait to be sent (limits.max_stream_buffer_bytes = ",
+                         ctx_->limits.max_stream_buffer_bytes,
+                         "); read faster, or ask for fewer tokens or logprobs")));
+      }
     }
+    if (abort) engine_->Abort(engine_id_);
     Pump();
   }
 
@@ -153,6 +174,8 @@ class StreamSink final : public engine::OutputSinkInterface {
           finish_status_ = grpc::Status::OK;
         } else {
           has_pending_ = false;
+          pending_.Clear();
+          AddBufferedLocked(-(buffered_bytes_ - in_flight_bytes_));
           finish_status_ = ToGrpcStatus(out.status);
         }
       }
@@ -191,33 +214,27 @@ class StreamSink final : public engine::OutputSinkInterface {
     {
       absl::MutexLock lock(&mu_);
       write_in_flight_ = false;
-      if (!ok) {
-        // The stream broke (client gone): stop the work.
-        cancelled_ = true;
-        has_pending_ = false;
-        abort = !finish_status_.has_value();
-        if (!finish_status_.has_value()) {
-          finish_status_ = grpc::Status(grpc::CANCELLED, "the stream was closed");
-        }
-      }
+      AddBufferedLocked(-in_flight_bytes_);
+      in_flight_bytes_ = 0;
+      // The stream broke (client gone): stop the work.
+      if (!ok) abort = CancelLocked(grpc::Status(grpc::CANCELLED, "the stream was closed"));
     }
-    if (abort && engine_ != nullptr) engine_->Abort(engine_id_);
+    if (abort) engine_->Abort(engine_id_);
     Pump();
   }
   void OnCancel() {
     bool abort = false;
     {
       absl::MutexLock lock(&mu_);
-      cancelled_ = true;
-      has_pending_ = false;
-      abort = !finish_status_.has_value();
-      if (!finish_status_.has_value()) {
-        finish_status_ =
-            grpc::Status(grpc::CANCELLED, "cancelled by the client, its deadline or shutdown");
-      }
+      abort = CancelLocked(
+          grpc::Status(grpc::CANCELLED, "cancelled by the client, its deadline or shutdown"));
     }
-    if (abort && engine_ != nullptr) engine_->Abort(engine_id_);
+    if (abort) engine_->Abort(engine_id_);
     Pump();
+  }
+  ~StreamSink() override {
+    absl::MutexLock lock(&mu_);
+    AddBufferedLocked(-buffered_bytes_);
   }
 
   // Claims the next reactor operation under the lock, issues it outside.
@@ -228,6 +245,30 @@ class StreamSink final : public engine::OutputSinkInterface {
   // and gRPC finished the call, so a drain never cuts off a final write.
   void MaybeReleaseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (engine_done_ && call_done_) ticket_.Release();
+  }
+  // Stops the stream with `status` (kept if one is already set) and drops
+  // the pending output. True if the engine request must be aborted.
+  bool CancelLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    cancelled_ = true;
+    has_pending_ = false;
+    pending_.Clear();
+    AddBufferedLocked(-(buffered_bytes_ - in_flight_bytes_));
+    if (finish_status_.has_value()) return false;
+    finish_status_ = std::move(status);
+    return engine_ != nullptr;
+  }
+  // Output bytes held for this stream (pending + the message in flight),
+  // mirrored into the server-wide gauge.
+  void AddBufferedLocked(int64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    buffered_bytes_ += bytes;
+    ctx_->stream_buffered_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  // Payload bytes a delta adds to a message (ids, text, logprobs); protobuf
+  // framing adds a few percent.
+  static int64_t DeltaBytes(const engine::OutputDelta& d) {
+    int64_t n = static_cast<int64_t>(d.token_ids.size() * sizeof(TokenId) + d.text.size());
+    for (const auto& p : d.logprobs) n += static_cast<int64_t>((1 + p.top.size()) * 8 + 4);
+    return n;
   }
 
   ServiceContext* const ctx_;
@@ -246,6 +287,8 @@ class StreamSink final : public engine::OutputSinkInterface {
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool engine_done_ ABSL_GUARDED_BY(mu_) = false;
   bool call_done_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t buffered_bytes_ ABSL_GUARDED_BY(mu_) = 0;   // pending + in flight
+  int64_t in_flight_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of the message in flight
   std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
   ItlTracker itl_ ABSL_GUARDED_BY(mu_);
 };
@@ -294,6 +337,7 @@ void StreamSink::Pump() {
       reactor_->current.Swap(&pending_);
       has_pending_ = false;
       write_in_flight_ = true;
+      in_flight_bytes_ = buffered_bytes_;
       write = true;
     } else if (finish_status_.has_value()) {
       finish_claimed_ = true;

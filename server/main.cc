@@ -37,6 +37,7 @@ es::ServerOptions OptionsFrom(const cfg::ServerConfig& c) {
   o.limits.max_tokens = c.limits.max_tokens;
   o.limits.max_stop_strings = c.limits.max_stop_strings;
   o.limits.max_logprobs = c.limits.max_logprobs;
+  o.limits.max_stream_buffer_bytes = static_cast<int64_t>(c.limits.max_stream_buffer_bytes);
   // Admission bound: what the engines can run plus what they may queue.
   o.admission_capacity =
       (c.scheduler.max_num_seqs + c.scheduler.max_waiting_requests) *

@@ -31,6 +31,9 @@ struct RequestLimits {
   int64_t max_stop_strings = 16;
   int64_t max_logprobs = 20;
   int64_t max_chat_messages = 1024;
+  // Output bytes a GenerateStream may hold for a client that does not read
+  // (see generate_reactor.h); beyond it the stream ends RESOURCE_EXHAUSTED.
+  int64_t max_stream_buffer_bytes = 1 << 20;
 };
 
 // Checks that do not need the model: size, input oneof, sampling ranges and

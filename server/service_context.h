@@ -25,7 +25,7 @@ namespace expertserve::server {
 enum class RequestLogFormat { kNone, kText, kJson };
 
 // Thread-safe (its members are; the struct is immutable after start except
-// the id counter, which is atomic).
+// the atomic counters).
 struct ServiceContext {
   ModelCatalog* catalog = nullptr;
   AdmissionController* admission = nullptr;
@@ -34,6 +34,9 @@ struct ServiceContext {
   RequestLimits limits;
   RequestLogFormat log_format = RequestLogFormat::kText;
   std::atomic<uint64_t> next_request = 1;
+  // Output bytes held for streams whose client has not read them yet
+  // (pending + in-flight messages), summed over all GenerateStream calls.
+  std::atomic<int64_t> stream_buffered_bytes = 0;
 
   // Checks the call's bearer token (metadata "authorization").
   absl::Status Authorize(const grpc::ServerContextBase& ctx, Permission needed) const;

@@ -612,6 +612,7 @@ class Parser {
     Read(m, "max_tokens", l.max_tokens, IntIn(1, kMaxTokensBound));
     Read(m, "max_stop_strings", l.max_stop_strings, IntIn(0, 1024));
     Read(m, "max_logprobs", l.max_logprobs, IntIn(0, 1024));
+    Read(m, "max_stream_buffer_bytes", l.max_stream_buffer_bytes, SizeMin(64 * kKiB));
     m.Finish();
   }
 
@@ -809,6 +810,13 @@ class Validator {
                             "max_receive_message_bytes (",
                             FormatSize(c_.server.grpc.max_receive_message_bytes),
                             "), found ", FormatSize(l.max_request_bytes)));
+    }
+    // The backlog is sent as one message: it must fit a gRPC message.
+    if (l.max_stream_buffer_bytes > c_.server.grpc.max_send_message_bytes / 2) {
+      d_.AddAt("limits.max_stream_buffer_bytes",
+               absl::StrCat("expected at most half of server.grpc.max_send_message_bytes (",
+                            FormatSize(c_.server.grpc.max_send_message_bytes / 2),
+                            "), found ", FormatSize(l.max_stream_buffer_bytes)));
     }
   }
 

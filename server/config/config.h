@@ -155,6 +155,8 @@ struct LimitsConfig {
   int64_t max_tokens = 4096;  // generated tokens per request
   int64_t max_stop_strings = 16;
   int64_t max_logprobs = 20;
+  // Unsent output a GenerateStream may hold for a client that stops reading.
+  uint64_t max_stream_buffer_bytes = 1 * kMiB;
 };
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
