@@ -45,10 +45,11 @@ ClientMetric Labelled(const std::string& model, double value, bool counter) {
 
 }  // namespace
 
-// Reads engine stats at scrape time.
-class ServerMetrics::EngineCollector final : public prometheus::Collectable {
+// Reads engine stats, expert memory and the stream backlog at scrape time.
+class ServerMetrics::StateCollector final : public prometheus::Collectable {
  public:
-  explicit EngineCollector(const ModelCatalog* catalog) : catalog_(catalog) {}
+  StateCollector(const ModelCatalog* catalog, const std::atomic<int64_t>* stream_buffered_bytes)
+      : catalog_(catalog), stream_buffered_bytes_(stream_buffered_bytes) {}
 
   std::vector<MetricFamily> Collect() const override {
     MetricFamily running{"expertserve:num_requests_running",
@@ -68,6 +69,24 @@ class ServerMetrics::EngineCollector final : public prometheus::Collectable {
     MetricFamily ph{"expertserve:prefix_cache_hits_total",
                     "Prefix cache hits, in terms of number of cached tokens.",
                     MetricType::Counter, {}};
+    MetricFamily resident{"expertserve:expert_resident_bytes",
+                          "Expert weight bytes mapped per memory tier (base and adapter "
+                          "expert slots).",
+                          MetricType::Gauge, {}};
+    MetricFamily moved{"expertserve:expert_bytes_moved_total",
+                       "Expert weight bytes copied between memory tiers "
+                       "(storage = the checkpoint files).",
+                       MetricType::Counter, {}};
+    MetricFamily slots_used{"expertserve:adapter_slots_used",
+                            "ESFT adapter expert slots in use, over all MoE layers.",
+                            MetricType::Gauge, {}};
+    MetricFamily slots_total{"expertserve:adapter_slots_capacity",
+                             "ESFT adapter expert slots reserved, over all MoE layers.",
+                             MetricType::Gauge, {}};
+    MetricFamily buffered{"expertserve:stream_buffered_bytes",
+                          "Output bytes held for streaming clients that have not read them "
+                          "yet (bounded per stream by limits.max_stream_buffer_bytes).",
+                          MetricType::Gauge, {}};
     for (const ServedModel* m : catalog_->models()) {
       for (const engine::EngineStats& s : m->engine->GetStats()) {
         const std::string& name = s.model.empty() ? m->name : s.model;
@@ -80,12 +99,37 @@ class ServerMetrics::EngineCollector final : public prometheus::Collectable {
             Labelled(name, static_cast<double>(s.prefix_cache_queries), true));
         ph.metric.push_back(Labelled(name, static_cast<double>(s.prefix_cache_hits), true));
       }
+      if (m->expert_memory) {
+        const ExpertMemoryStats e = m->expert_memory();
+        for (const ExpertMemoryStats::Tier& t : e.tiers) {
+          ClientMetric c = Labelled(m->name, static_cast<double>(t.resident_bytes), false);
+          c.label.push_back({"tier", t.tier});
+          resident.metric.push_back(std::move(c));
+        }
+        for (const ExpertMemoryStats::Move& mv : e.moves) {
+          ClientMetric c = Labelled(m->name, static_cast<double>(mv.bytes), true);
+          c.label.push_back({"from_tier", mv.from_tier});
+          c.label.push_back({"to_tier", mv.to_tier});
+          moved.metric.push_back(std::move(c));
+        }
+        slots_used.metric.push_back(
+            Labelled(m->name, static_cast<double>(e.adapter_slots_used), false));
+        slots_total.metric.push_back(
+            Labelled(m->name, static_cast<double>(e.adapter_slots_total), false));
+      }
     }
-    return {running, waiting, kv, preempt, pq, ph};
+    ClientMetric b;
+    b.gauge.value = stream_buffered_bytes_ == nullptr
+                        ? 0.0
+                        : static_cast<double>(stream_buffered_bytes_->load());
+    buffered.metric.push_back(b);
+    return {running, waiting, kv, preempt, pq, ph, resident, moved, slots_used, slots_total,
+            buffered};
   }
 
  private:
   const ModelCatalog* catalog_;
+  const std::atomic<int64_t>* stream_buffered_bytes_;
 };
 
 struct ServerMetrics::Families {
@@ -103,10 +147,10 @@ struct ServerMetrics::Families {
   prometheus::Family<prometheus::Counter>* adapter_unloads;
 };
 
-ServerMetrics::ServerMetrics(const ModelCatalog* catalog)
-    : catalog_(catalog),
-      registry_(std::make_shared<prometheus::Registry>()),
-      engine_collector_(std::make_shared<EngineCollector>(catalog)),
+ServerMetrics::ServerMetrics(const ModelCatalog* catalog,
+                             const std::atomic<int64_t>* stream_buffered_bytes)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      state_collector_(std::make_shared<StateCollector>(catalog, stream_buffered_bytes)),
       f_(std::make_unique<Families>()) {
   auto& r = *registry_;
   f_->ttft = &prometheus::BuildHistogram()
@@ -172,9 +216,11 @@ absl::Status ServerMetrics::StartExposer(const std::string& listen) {
                                                ": ", e.what()));
   }
   exposer_->RegisterCollectable(registry_);
-  exposer_->RegisterCollectable(engine_collector_);
+  exposer_->RegisterCollectable(state_collector_);
   return absl::OkStatus();
 }
+
+void ServerMetrics::StopExposer() { exposer_.reset(); }
 
 int ServerMetrics::port() const {
   if (exposer_ == nullptr) return 0;
@@ -243,8 +289,8 @@ void ServerMetrics::OnRejected(absl::string_view reason) {
 
 std::string ServerMetrics::Scrape() const {
   std::vector<MetricFamily> families = registry_->Collect();
-  std::vector<MetricFamily> engine = engine_collector_->Collect();
-  families.insert(families.end(), engine.begin(), engine.end());
+  std::vector<MetricFamily> state = state_collector_->Collect();
+  families.insert(families.end(), state.begin(), state.end());
   return prometheus::TextSerializer().Serialize(families);
 }
 

@@ -8,10 +8,14 @@
 //
 // Engine gauges and engine-wide counters (running/waiting, KV usage,
 // preemptions, prefix cache) are read from EngineInterface::GetStats at
-// scrape time; per-request series are observed by the services.
+// scrape time, expert residency and tier traffic from each model's
+// ExpertMemoryStats, and the unsent stream backlog from an atomic the
+// reactors keep; per-request series are observed by the services.
 #ifndef EXPERTSERVE_SERVER_METRICS_H_
 #define EXPERTSERVE_SERVER_METRICS_H_
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,12 +35,16 @@ namespace expertserve::server {
 // Thread-safe.
 class ServerMetrics {
  public:
-  // `catalog` must outlive this object.
-  explicit ServerMetrics(const ModelCatalog* catalog);
+  // `catalog` (and `stream_buffered_bytes`, may be null) must outlive
+  // this object, or at least StopExposer.
+  explicit ServerMetrics(const ModelCatalog* catalog,
+                         const std::atomic<int64_t>* stream_buffered_bytes = nullptr);
   ~ServerMetrics();
 
   // Serves /metrics on `listen` ("host:port"). kUnavailable if it cannot bind.
   absl::Status StartExposer(const std::string& listen);
+  // Stops serving (before the engines behind the catalog go away).
+  void StopExposer();
   // The bound port (useful with port 0), or 0.
   int port() const;
 
@@ -55,12 +63,11 @@ class ServerMetrics {
   std::string Scrape() const;
 
  private:
-  class EngineCollector;
+  class StateCollector;
   struct Families;
 
-  const ModelCatalog* catalog_;
   std::shared_ptr<prometheus::Registry> registry_;
-  std::shared_ptr<EngineCollector> engine_collector_;
+  std::shared_ptr<StateCollector> state_collector_;
   std::unique_ptr<Families> f_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 };

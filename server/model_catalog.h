@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,24 @@
 
 namespace expertserve::server {
 
+// Where a model's expert weights live and what moved them (metrics and
+// ListModels). A snapshot; byte counts of moves are cumulative since start.
+struct ExpertMemoryStats {
+  struct Tier {
+    std::string tier;  // "host", "cuda"
+    uint64_t resident_bytes = 0;  // expert slots mapped in this tier
+  };
+  struct Move {
+    std::string from_tier;  // "storage" = the checkpoint files
+    std::string to_tier;
+    uint64_t bytes = 0;  // weight bytes copied, cumulative
+  };
+  std::vector<Tier> tiers;
+  std::vector<Move> moves;
+  int64_t adapter_slots_used = 0;   // ESFT adapter slots mapped, all MoE layers
+  int64_t adapter_slots_total = 0;  // reserved
+};
+
 struct ServedModel {
   std::string name;
   std::string architecture;  // config.json model_type
@@ -28,6 +47,9 @@ struct ServedModel {
   const engine::TextProcessor* text = nullptr;   // null: token ids only
   int32_t max_context_tokens = 0;
   int32_t vocab_size = 0;  // 0 = unknown (ids are then checked by the engine)
+  // Thread-safe snapshot of the expert memory; null for models without
+  // expert tables (dense models, fakes).
+  std::function<ExpertMemoryStats()> expert_memory;
 };
 
 // What a request runs on, and why (the proto's RoutingDecision).

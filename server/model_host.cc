@@ -72,6 +72,12 @@ absl::StatusOr<std::unique_ptr<ModelHost>> ModelHost::Load(
         engine::Transformer::Load(mc.path, to);
     if (!model.ok()) return with_name(model.status());
     Loaded loaded;
+    ServedModel served;
+    if (peek->is_moe()) {
+      // The weights stay put on the heap inside the runner.
+      loaded.memory = std::make_shared<ExpertMemoryTracker>((*model)->weights());
+      served.expert_memory = [tracker = loaded.memory] { return tracker->Stats(); };
+    }
 #ifdef ES_HAVE_ADAPTERS
     if (peek->is_moe()) {
       engine::Transformer& t = **model;  // heap object: stays put in the runner
@@ -80,7 +86,6 @@ absl::StatusOr<std::unique_ptr<ModelHost>> ModelHost::Load(
     }
 #endif
     const engine::ModelConfig& cfg = (*model)->config();
-    ServedModel served;
     served.name = mc.name;
     served.architecture = std::string(engine::ArchitectureName(cfg.arch));
     served.vocab_size = static_cast<int32_t>(cfg.vocab_size);
@@ -203,6 +208,7 @@ absl::StatusOr<AdapterLoadResult> ModelHost::LoadWithRoots(
   auto* registry = static_cast<engine::adapters::AdapterRegistry*>(base->adapters.get());
   ES_ASSIGN_OR_RETURN(engine::adapters::AdapterLoadReport report,
                       registry->Load(std::string(name), dir));
+  if (base->memory != nullptr) base->memory->OnAdapterLoaded(report.bytes_copied);
   AdapterLoadResult r;
   r.name = report.name;
   r.base_model = std::string(base_model);

@@ -15,6 +15,7 @@
 #include "engine/text/text_processor.h"
 #include "server/admin_service.h"
 #include "server/config/config.h"
+#include "server/expert_memory.h"
 #include "server/model_catalog.h"
 
 namespace expertserve::server {
@@ -44,6 +45,8 @@ class ModelHost final : public AdapterManagerInterface {
     // resolves adapters through it and shares its ownership (see
     // ~ModelHost for the destruction order).
     std::shared_ptr<engine::AdapterResolverInterface> adapters;
+    // Expert residency and tier traffic (MoE models; else null).
+    std::shared_ptr<ExpertMemoryTracker> memory;
     std::unique_ptr<engine::Engine> engine;
   };
   Loaded* Find(absl::string_view model);

@@ -103,7 +103,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   s->ctx_.limits = s->options_.limits;
   s->ctx_.log_format = s->options_.log_format;
   if (!s->options_.metrics_listen.empty()) {
-    s->metrics_ = std::make_unique<ServerMetrics>(catalog);
+    s->metrics_ = std::make_unique<ServerMetrics>(catalog, &s->ctx_.stream_buffered_bytes);
     absl::Status st = s->metrics_->StartExposer(s->options_.metrics_listen);
     if (!st.ok()) return st;
     s->ctx_.metrics = s->metrics_.get();
@@ -172,6 +172,8 @@ int64_t Server::Shutdown(absl::Duration grace) {
   // Aborted engine requests finish within a step; wait so their sinks are
   // done with this server's context before it goes away.
   admission_->WaitIdle(absl::Now() + absl::Seconds(10));
+  // No scrape may reach the engines once the caller destroys them.
+  if (metrics_ != nullptr) metrics_->StopExposer();
   return cancelled;
 }
 

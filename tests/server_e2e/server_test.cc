@@ -2,6 +2,7 @@
 // streaming and unary generation, every bad-input class, cancellation,
 // deadlines, overload, auth, health and graceful shutdown. (The same server
 // over real checkpoints in a separate process: e2e_test.cc.)
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <thread>
@@ -28,7 +29,8 @@ namespace health = ::grpc::health::v1;
 struct Harness {
   // Metrics are off unless asked: CivetWeb takes ~2 s to stop.
   explicit Harness(absl::Duration step, int64_t capacity = 64,
-                   std::vector<Authenticator::Token> tokens = {}, bool metrics = false) {
+                   std::vector<Authenticator::Token> tokens = {}, bool metrics = false,
+                   int64_t max_stream_buffer_bytes = 1 << 20) {
     engine = std::make_unique<FakeEngine>("fake", step);
     ServedModel m;
     m.name = "fake";
@@ -44,6 +46,7 @@ struct Harness {
     o.limits.max_stop_strings = 2;
     o.limits.max_logprobs = 3;
     o.limits.max_request_bytes = 4096;
+    o.limits.max_stream_buffer_bytes = max_stream_buffer_bytes;
     o.admission_capacity = capacity;
     o.retry_after = absl::Milliseconds(250);
     o.log_format = RequestLogFormat::kNone;
@@ -398,15 +401,17 @@ TEST(ServerTest, ListModelsRouteAndMetrics) {
         "expertserve:generation_tokens_total", "expertserve:num_preemptions_total",
         "expertserve:prefix_cache_queries_total", "expertserve:prefix_cache_hits_total",
         "expertserve:request_success_total{adapter=\"\",finished_reason=\"length\",model_name=\"fake\"} 1",
-        "expertserve:router_decisions_total"}) {
+        "expertserve:router_decisions_total", "expertserve:stream_buffered_bytes 0"}) {
     EXPECT_THAT(text, HasSubstr(name));
   }
 }
 
 TEST(ServerTest, LateReaderGetsEveryLargeDeltaIntactAndInOrder) {
-  Harness h(absl::Milliseconds(1));
-  // 40 tokens x 16 KiB of text, beyond HTTP/2's initial 64 KiB window.
-  h.engine->set_text_padding(16 << 10);
+  constexpr int64_t kBound = 3 << 20;
+  Harness h(absl::Milliseconds(1), 64, {}, false, kBound);
+  // 40 tokens x 64 KiB of text (2.5 MiB), beyond what the HTTP/2 windows
+  // and socket buffers take on loopback (< 1 MiB, see the next test).
+  h.engine->set_text_padding(64 << 10);
   // A client whose receive window stays small (no BDP-driven growth).
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
@@ -416,7 +421,13 @@ TEST(ServerTest, LateReaderGetsEveryLargeDeltaIntactAndInOrder) {
   grpc::ClientContext ctx;
   auto reader = stub->GenerateStream(&ctx, Ids({1}, 40));
   // Do not read while the engine produces all 40 tokens.
+  while (h.engine->submitted() == 0) absl::SleepFor(absl::Milliseconds(1));
   EXPECT_TRUE(h.engine->WaitIdle());
+  // What HTTP/2 flow control held back waits in the server, coalesced; it
+  // is under the bound, so nothing was dropped.
+  const int64_t held = h.server->context().stream_buffered_bytes.load();
+  EXPECT_GT(held, 0);
+  EXPECT_LE(held, kBound);
   pb::GenerateStreamResponse msg;
   int messages = 0;
   std::vector<int32_t> tokens;
@@ -432,6 +443,54 @@ TEST(ServerTest, LateReaderGetsEveryLargeDeltaIntactAndInOrder) {
   // the transport blocks, pending deltas are coalesced into fewer. (Loopback
   // does not block reliably enough to assert the coalescing itself.)
   EXPECT_LE(messages, 42) << messages;
+  EXPECT_EQ(h.server->context().stream_buffered_bytes.load(), 0);
+}
+
+TEST(ServerTest, StalledReaderBacklogIsBoundedThenTheRequestIsAborted) {
+  // 40 tokens x 32 KiB = 1.25 MiB of output against a 256 KiB bound.
+  constexpr int64_t kBound = 256 << 10;
+  constexpr size_t kPadding = 32 << 10;
+  Harness h(absl::Milliseconds(5), 64, {}, false, kBound);
+  h.engine->set_text_padding(kPadding);
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 10);
+  auto stub = pb::Inference::NewStub(grpc::CreateCustomChannel(
+      h.server->addresses()[0], grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext ctx;
+  auto reader = stub->GenerateStream(&ctx, Ids({1}, 40));
+  // Not reading: sample the server's backlog until the engine is done.
+  int64_t peak = 0;
+  const absl::Time start = absl::Now();
+  do {
+    peak = std::max(peak, h.server->context().stream_buffered_bytes.load());
+    absl::SleepFor(absl::Microseconds(500));
+  } while ((h.engine->submitted() == 0 || h.engine->live() > 0) &&
+           absl::Now() - start < absl::Seconds(10));
+  // Bounded: at most the bound plus the one delta that crossed it (an
+  // unbounded buffer would reach the whole 1.25 MiB).
+  EXPECT_GT(peak, kBound / 2);
+  EXPECT_LE(peak, kBound + static_cast<int64_t>(kPadding) + 64) << peak;
+  // The request was aborted in the engine, long before its 40 tokens.
+  EXPECT_EQ(h.engine->live(), 0);
+  EXPECT_LT(h.engine->GetStats()[0].generation_tokens, 30);
+  // The client gets what had been sent, then RESOURCE_EXHAUSTED naming the limit.
+  pb::GenerateStreamResponse msg;
+  std::vector<int32_t> tokens;
+  while (reader->Read(&msg)) {
+    for (const auto& d : msg.deltas()) {
+      tokens.insert(tokens.end(), d.token_ids().begin(), d.token_ids().end());
+    }
+  }
+  const grpc::Status st = reader->Finish();
+  EXPECT_EQ(st.error_code(), grpc::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_THAT(st.error_message(), HasSubstr("limits.max_stream_buffer_bytes"));
+  EXPECT_LT(tokens.size(), 40u);
+  const std::vector<int32_t> expected = FakeEngine::Expected(1, 40);
+  EXPECT_THAT(tokens, ElementsAreArray(expected.begin(), expected.begin() + tokens.size()));
+  EXPECT_EQ(h.server->context().stream_buffered_bytes.load(), 0);
+  // The admission slot came back.
+  EXPECT_TRUE(Stream(*h.stub, Ids({1}, 2)).status.ok());
 }
 
 }  // namespace
