@@ -125,18 +125,34 @@ absl::StatusOr<Accepted> Accept(ServiceContext* ctx, grpc::CallbackServerContext
 
 class InferReactor;
 
+// Shared by the reactor (gRPC threads) and the engine (loop thread).
+// Thread-safe. Like GenerateStream's sink, it holds the admission slot until
+// both the engine finished the request and gRPC finished the call (OnDone),
+// on every path: success, engine error, cancel, deadline.
 class InferSink final : public engine::OutputSinkInterface {
  public:
   InferSink(ServiceContext* ctx, InferReactor* reactor, ModelInferResponse* response,
             Accepted a, std::string id)
       : ctx_(ctx), reactor_(reactor), response_(response), target_(a.target),
-        ticket_(std::move(a.ticket)), id_(std::move(id)) {}
+        id_(std::move(id)), ticket_(std::move(a.ticket)) {}
   void OnDelta(const engine::OutputDelta& d) override {
     absl::MutexLock l(&mu_);
     if (d.sample_index == 0) text_ += d.text;
   }
   void OnFinish(const engine::FinalOutput& out) override;
+  // The engine never got (or never accepted) the request.
+  void FailBeforeSubmit() {
+    absl::MutexLock l(&mu_);
+    claimed_ = true;  // the reactor finishes the call itself
+    engine_done_ = true;
+    MaybeReleaseLocked();
+  }
   void OnCancel(engine::EngineInterface* engine, const std::string& engine_id);
+  void OnCallDone() {
+    absl::MutexLock l(&mu_);
+    call_done_ = true;
+    MaybeReleaseLocked();
+  }
 
  private:
   bool Claim() {
@@ -145,15 +161,20 @@ class InferSink final : public engine::OutputSinkInterface {
     claimed_ = true;
     return true;
   }
+  void MaybeReleaseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (engine_done_ && call_done_) ticket_.Release();
+  }
   ServiceContext* ctx_;
-  InferReactor* reactor_;
+  InferReactor* reactor_;  // valid until Finish has been issued
   ModelInferResponse* response_;
   RoutingDecision target_;
-  AdmissionController::Ticket ticket_;
   std::string id_;
   absl::Mutex mu_;
+  AdmissionController::Ticket ticket_ ABSL_GUARDED_BY(mu_);
   std::string text_ ABSL_GUARDED_BY(mu_);
   bool claimed_ ABSL_GUARDED_BY(mu_) = false;
+  bool engine_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool call_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 class InferReactor final : public grpc::ServerUnaryReactor {
@@ -173,14 +194,18 @@ class InferReactor final : public grpc::ServerUnaryReactor {
     sink_ = std::make_shared<InferSink>(ctx, this, resp, std::move(*a), req->id());
     absl::Status s = engine_->Submit(std::move(request), sink_);
     if (!s.ok()) {
-      sink_.reset();
+      ctx->RecordRejection(s);
+      sink_->FailBeforeSubmit();
       Finish(ToGrpcStatus(s));
     }
   }
   void OnCancel() override {
     if (sink_) sink_->OnCancel(engine_, engine_id_);
   }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (sink_) sink_->OnCallDone();
+    delete this;
+  }
 
  private:
   engine::EngineInterface* engine_ = nullptr;
@@ -198,8 +223,10 @@ void InferSink::OnFinish(const engine::FinalOutput& out) {
     }
     reactor_->Finish(ToGrpcStatus(out.status));
   }
+  // Last: once released, a draining server may go away.
   absl::MutexLock l(&mu_);
-  ticket_.Release();
+  engine_done_ = true;
+  MaybeReleaseLocked();
 }
 
 void InferSink::OnCancel(engine::EngineInterface* engine, const std::string& engine_id) {
@@ -469,6 +496,8 @@ absl::StatusOr<pb::GenerateRequest> FromModelInfer(const ModelInferRequest& req,
         s->set_frequency_penalty(static_cast<float>(v));
       } else if (name == "min_p") {
         s->set_min_p(static_cast<float>(v));
+      } else if (name == "ignore_eos") {
+        s->set_ignore_eos(v != 0);
       }
       // Other TensorRT-LLM inputs (beam_width, end_id, ...) are ignored.
     }

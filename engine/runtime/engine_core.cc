@@ -260,6 +260,9 @@ bool EngineCore::Emit(Sequence& s, TokenId token, std::span<const float> logits,
 
 StepRecord EngineCore::Step(absl::Time now) {
   StepRecord record;
+  // Tokens are stamped after the forward pass (TTFT includes the prefill),
+  // on `now`'s clock so tests may pass a synthetic time.
+  const absl::Time wall_start = absl::Now();
   // Deadlines first: their blocks are free for this very step.
   std::vector<std::string> expired;
   for (const auto& [id, r] : requests_) {
@@ -389,6 +392,7 @@ StepRecord EngineCore::Step(absl::Time now) {
     return record;
   }
 
+  const absl::Time sampled_at = now + (absl::Now() - wall_start);
   const size_t vocab = static_cast<size_t>(runner_->vocab_size());
   auto row = [&](int32_t r) {
     return std::span<const float>(logits_.data() + static_cast<size_t>(r) * vocab, vocab);
@@ -432,13 +436,13 @@ StepRecord EngineCore::Step(absl::Time now) {
       const TokenId token = SampleToken(
           logits, r.req.sampling, std::span<const TokenId>(q->tokens).first(num_prompt),
           std::span<const TokenId>(q->tokens).subspan(num_prompt), q->prng, scratch_);
-      Emit(*q, token, logits, now);  // may destroy *q
+      Emit(*q, token, logits, sampled_at);  // may destroy *q
     }
     if (r.num_unfinished == 0) done.push_back(r.req.request_id);
   }
   for (const std::string& id : done) {
     auto it = requests_.find(id);
-    if (it != requests_.end()) FinishRequest(*it->second, absl::OkStatus(), now, &record);
+    if (it != requests_.end()) FinishRequest(*it->second, absl::OkStatus(), sampled_at, &record);
   }
   return record;
 }

@@ -455,7 +455,7 @@ std::string RawBytes(const std::string& s) {
 }
 
 inference::ModelInferRequest KServeRequest(const std::string& prompt, int max_tokens,
-                                           bool stream) {
+                                           bool stream, bool ignore_eos = false) {
   inference::ModelInferRequest r;
   r.set_model_name("tiny");
   r.set_id("k1");
@@ -478,6 +478,7 @@ inference::ModelInferRequest KServeRequest(const std::string& prompt, int max_to
   const float temp = 0;
   add("temperature", "FP32", std::string(reinterpret_cast<const char*>(&temp), 4));
   add("stream", "BOOL", std::string(1, stream ? '\1' : '\0'));
+  if (ignore_eos) add("ignore_eos", "BOOL", std::string(1, '\1'));
   return r;
 }
 
@@ -557,6 +558,105 @@ TEST_F(E2eTest, KServeV2AndTritonStreamingMatchTheNativeApi) {
   EXPECT_EQ(server_.Stop(), 0);
 }
 
+TEST_F(E2eTest, KServeModelInferReleasesItsAdmissionSlotOnEveryPath) {
+  // Admission capacity = max_num_seqs + max_waiting_requests = 2: a single
+  // leaked slot shows below as a refused request.
+  StartServer({"--max-num-seqs", "1", "--max-waiting-requests", "1"}, {}, /*metrics=*/true);
+  auto kserve = inference::GRPCInferenceService::NewStub(channel_);
+  auto infer = [&](const inference::ModelInferRequest& req, grpc::ClientContext* ctx) {
+    inference::ModelInferResponse resp;
+    return kserve->ModelInfer(ctx, req, &resp);
+  };
+  for (int i = 0; i < 3; ++i) {
+    {  // success
+      grpc::ClientContext ctx;
+      EXPECT_TRUE(infer(KServeRequest("hello", 4, false), &ctx).ok());
+    }
+    {  // refused by validation (before admission)
+      grpc::ClientContext ctx;
+      EXPECT_EQ(infer(KServeRequest("hello", 0, false), &ctx).error_code(),
+                grpc::INVALID_ARGUMENT);
+    }
+    {  // deadline in the engine
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(40));
+      EXPECT_EQ(infer(KServeRequest("hello", 1900, false, true), &ctx).error_code(),
+                grpc::DEADLINE_EXCEEDED);
+    }
+    {  // client cancel in the engine
+      grpc::ClientContext ctx;
+      std::thread canceller([&] {
+        absl::SleepFor(absl::Milliseconds(40));
+        ctx.TryCancel();
+      });
+      EXPECT_EQ(infer(KServeRequest("hello", 1900, false, true), &ctx).error_code(),
+                grpc::CANCELLED);
+      canceller.join();
+    }
+  }
+  // Let the aborted requests leave the engine (freed within a step).
+  for (int i = 0; i < 200; ++i) {
+    auto m = HttpGet(server_.metrics_port(), "/metrics");
+    if (m && MetricValue(*m, "expertserve:num_requests_running{model_name=\"tiny\"}") == 0 &&
+        MetricValue(*m, "expertserve:num_requests_waiting{model_name=\"tiny\"}") == 0) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  absl::SleepFor(absl::Milliseconds(100));  // the calls' OnDone
+  // Both slots are free again: two requests are admitted at once, a third
+  // is refused.
+  grpc::ClientContext actx;
+  absl::Notification first;
+  StreamResult a;
+  std::thread ta([&] { a = Stream(*stub_, Greedy({1, 2}, 1900), &actx, &first); });
+  first.WaitForNotification();
+  grpc::Status b;
+  std::thread tb([&] {
+    grpc::ClientContext ctx;
+    b = infer(KServeRequest("hello", 8, false, true), &ctx);
+  });
+  absl::SleepFor(absl::Milliseconds(50));  // b waits behind a
+  grpc::ClientContext cctx;
+  EXPECT_EQ(infer(KServeRequest("hello", 4, false), &cctx).error_code(),
+            grpc::RESOURCE_EXHAUSTED);
+  actx.TryCancel();
+  ta.join();
+  tb.join();
+  EXPECT_EQ(a.status.error_code(), grpc::CANCELLED);
+  EXPECT_TRUE(b.ok()) << b.error_message();
+  EXPECT_EQ(server_.Stop(), 0);
+}
+
+TEST_F(E2eTest, TimingsSplitQueueTimeFirstTokenAndTotal) {
+  StartServer();
+  pb::GenerateRequest req = Greedy({11, 22, 33, 44, 55, 66, 77, 88}, 6);
+  for (bool streaming : {true, false}) {
+    pb::Timings t;
+    if (streaming) {
+      grpc::ClientContext ctx;
+      auto reader = stub_->GenerateStream(&ctx, req);
+      pb::GenerateStreamResponse msg;
+      while (reader->Read(&msg)) {
+        if (msg.has_final()) t = msg.final().timings();
+      }
+      ASSERT_TRUE(reader->Finish().ok());
+    } else {
+      grpc::ClientContext ctx;
+      pb::GenerateResponse resp;
+      ASSERT_TRUE(stub_->Generate(&ctx, req, &resp).ok());
+      t = resp.timings();
+    }
+    // queue: arrival -> first scheduled; TTFT adds the prefill's forward
+    // pass (so it is strictly larger); total adds 5 decode steps more.
+    EXPECT_GE(t.queue_seconds(), 0) << streaming;
+    EXPECT_GT(t.time_to_first_token_seconds(), t.queue_seconds()) << streaming;
+    EXPECT_GT(t.total_seconds(), t.time_to_first_token_seconds()) << streaming;
+    EXPECT_LT(t.total_seconds(), 60) << streaming;
+  }
+  EXPECT_EQ(server_.Stop(), 0);
+}
+
 TEST_F(E2eTest, EsftAdaptersAndAdminService) {
   const std::string demo = BinaryDir() + "/test-models/server_e2e/demo";
   const std::string dir = TempDir("admin");
@@ -569,7 +669,29 @@ TEST_F(E2eTest, EsftAdaptersAndAdminService) {
       "adapters:\n  - {name: math, path: ", demo, "/adapters/math, base_model: moe}\n"
       "adapter_roots: [", demo, "/adapters]\n");
   StartServer({"--config", dir + "/server.yaml", "--port", "0"},
-              {"ES_E2E_APP_TOKEN=app-secret-0123456789abcdef"});
+              {"ES_E2E_APP_TOKEN=app-secret-0123456789abcdef"}, /*metrics=*/true);
+  // Expert memory of the MoE model, from the metrics endpoint.
+  struct Memory {
+    double resident = -1, moved = -1, slots_used = -1, slots_capacity = -1;
+  };
+  auto memory = [&] {
+    Memory m;
+    auto text = HttpGet(server_.metrics_port(), "/metrics");
+    if (!text) return m;
+    m.resident = MetricValue(*text, "expertserve:expert_resident_bytes{model_name=\"moe\",tier=\"host\"}");
+    m.moved = MetricValue(*text, "expertserve:expert_bytes_moved_total{model_name=\"moe\","
+                                 "from_tier=\"storage\",to_tier=\"host\"}");
+    m.slots_used = MetricValue(*text, "expertserve:adapter_slots_used{model_name=\"moe\"}");
+    m.slots_capacity =
+        MetricValue(*text, "expertserve:adapter_slots_capacity{model_name=\"moe\"}");
+    return m;
+  };
+  const Memory at_start = memory();
+  // The base experts and the config's adapter (math) were copied in.
+  EXPECT_GT(at_start.resident, 0);
+  EXPECT_GT(at_start.moved, 0);
+  EXPECT_GT(at_start.slots_used, 0);
+  EXPECT_GT(at_start.slots_capacity, at_start.slots_used);
   const std::string app = "--token app-secret-0123456789abcdef ";
   const std::string ops = "--token admin-secret-0123456789abcdef ";
   const std::string gen =
@@ -595,13 +717,29 @@ TEST_F(E2eTest, EsftAdaptersAndAdminService) {
   // Outside adapter_roots: refused (no traversal).
   EXPECT_THAT(Cli(ops + "load-adapter --name evil --path " + demo + "/adapters/../models/moe "
                   "--base-model moe", &code), HasSubstr("PERMISSION_DENIED"));
-  EXPECT_THAT(Cli(ops + "--json load-adapter --name law --path " + demo + "/adapters/law "
-                  "--base-model moe", &code), HasSubstr("\"name\":\"law\""));
+  const std::string loaded = Cli(ops + "--json load-adapter --name law --path " + demo +
+                                 "/adapters/law --base-model moe", &code);
+  EXPECT_THAT(loaded, HasSubstr("\"name\":\"law\""));
   EXPECT_EQ(code, 0);
+  // Loading moved exactly the adapter's expert bytes from storage to host,
+  // and mapped more host memory and slots.
+  const Memory after_load = memory();
+  const nlohmann::json lj = nlohmann::json::parse(loaded, nullptr, false);
+  ASSERT_TRUE(lj.is_object()) << loaded;
+  EXPECT_GT(lj["bytes_copied"].get<double>(), 0);
+  EXPECT_EQ(after_load.moved - at_start.moved, lj["bytes_copied"].get<double>());
+  EXPECT_GT(after_load.resident, at_start.resident);
+  EXPECT_GT(after_load.slots_used, at_start.slots_used);
+  EXPECT_EQ(after_load.slots_capacity, at_start.slots_capacity);
   EXPECT_THAT(Cli(app + "list", &code), HasSubstr("adapters=[law,math]"));
   EXPECT_EQ(ids(Cli(app + gen + " --adapter math", &code)), math);
   EXPECT_THAT(Cli(ops + "unload-adapter --name math", &code), HasSubstr("OK"));
   EXPECT_EQ(code, 0);
+  // Unloading unmaps math's slots; nothing moves.
+  const Memory after_unload = memory();
+  EXPECT_LT(after_unload.resident, after_load.resident);
+  EXPECT_LT(after_unload.slots_used, after_load.slots_used);
+  EXPECT_EQ(after_unload.moved, after_load.moved);
   EXPECT_THAT(Cli(app + gen + " --adapter math", &code), HasSubstr("NOT_FOUND"));
   EXPECT_EQ(code, 1);
   EXPECT_EQ(ids(Cli(app + gen, &code)), base);
