@@ -182,6 +182,7 @@ class StreamSink final : public engine::OutputSinkInterface {
     }
     if (ctx_->metrics != nullptr) {
       ctx_->metrics->OnRequestFinished(target_.model, target_.adapter, out);
+      absl::MutexLock lock(&mu_);  // the engine thread is the only writer, but say so
       itl_.Report(ctx_->metrics, target_);
     }
     ctx_->LogRequest(client_id_, "GenerateStream", target_, out);
@@ -483,6 +484,7 @@ void UnarySink::OnFinish(const engine::FinalOutput& out) {
   }
   if (ctx_->metrics != nullptr) {
     ctx_->metrics->OnRequestFinished(target_.model, target_.adapter, out);
+    absl::MutexLock lock(&mu_);  // the engine thread is the only writer, but say so
     itl_.Report(ctx_->metrics, target_);
   }
   ctx_->LogRequest(client_id_, "Generate", target_, out);
