@@ -3,6 +3,7 @@
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -243,12 +244,29 @@ class StreamCore {
  public:
   StreamCore(ServiceContext* ctx, StreamInferReactor* reactor) : ctx_(ctx), reactor_(reactor) {}
 
+  // Queues one response. Like GenerateStream (generate_reactor.h), the
+  // unsent backlog of a client that stops reading is bounded by
+  // limits.max_stream_buffer_bytes: past it the backlog is dropped, every
+  // request of the stream is aborted and the stream ends RESOURCE_EXHAUSTED.
   void Push(ModelStreamInferResponse r) {
+    bool overflow = false;
     {
       absl::MutexLock l(&mu_);
       if (cancelled_) return;
-      queue_.push_back(std::move(r));
+      const int64_t bytes = static_cast<int64_t>(r.ByteSizeLong());
+      queue_.push_back({std::move(r), bytes});
+      AddBufferedLocked(bytes);
+      if (buffered_bytes_ > ctx_->limits.max_stream_buffer_bytes) {
+        overflow = true;
+        abort_status_ = grpc::Status(
+            grpc::RESOURCE_EXHAUSTED,
+            absl::StrCat("the client is not reading the stream: ", buffered_bytes_,
+                         " bytes of responses wait to be sent (limits.max_stream_buffer_bytes = ",
+                         ctx_->limits.max_stream_buffer_bytes, ")"));
+        CancelLocked();
+      }
     }
+    if (overflow) AbortAll();
     Pump();
   }
   void RequestStarted(engine::EngineInterface* e, const std::string& id) {
@@ -273,7 +291,9 @@ class StreamCore {
     {
       absl::MutexLock l(&mu_);
       write_in_flight_ = false;
-      if (!ok) cancelled_ = true;
+      AddBufferedLocked(-in_flight_bytes_);
+      in_flight_bytes_ = 0;
+      if (!ok) CancelLocked();
     }
     if (!ok) AbortAll();
     Pump();
@@ -281,11 +301,14 @@ class StreamCore {
   void Cancel() {
     {
       absl::MutexLock l(&mu_);
-      cancelled_ = true;
-      queue_.clear();
+      CancelLocked();
     }
     AbortAll();
     Pump();
+  }
+  ~StreamCore() {
+    absl::MutexLock l(&mu_);
+    AddBufferedLocked(-buffered_bytes_);
   }
   void FailStream(grpc::Status st) {
     {
@@ -299,6 +322,20 @@ class StreamCore {
   ServiceContext* ctx() const { return ctx_; }
 
  private:
+  struct Queued {
+    ModelStreamInferResponse response;
+    int64_t bytes = 0;
+  };
+  void CancelLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    cancelled_ = true;
+    queue_.clear();
+    AddBufferedLocked(-(buffered_bytes_ - in_flight_bytes_));
+  }
+  // Mirrored into the server-wide gauge.
+  void AddBufferedLocked(int64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    buffered_bytes_ += bytes;
+    ctx_->stream_buffered_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  }
   void AbortAll() {
     std::vector<std::pair<engine::EngineInterface*, std::string>> all;
     {
@@ -311,7 +348,10 @@ class StreamCore {
   ServiceContext* const ctx_;
   StreamInferReactor* const reactor_;  // valid until Finish is issued
   absl::Mutex mu_;
-  std::deque<ModelStreamInferResponse> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t buffered_bytes_ ABSL_GUARDED_BY(mu_) = 0;   // queued + in flight
+  int64_t in_flight_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<grpc::Status> abort_status_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, engine::EngineInterface*> active_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
@@ -426,12 +466,14 @@ void StreamCore::Pump() {
     absl::MutexLock l(&mu_);
     if (finished_ || write_in_flight_) return;
     if (!queue_.empty() && !cancelled_) {
-      reactor_->current = std::move(queue_.front());
+      reactor_->current = std::move(queue_.front().response);
+      in_flight_bytes_ = queue_.front().bytes;
       queue_.pop_front();
       write_in_flight_ = write = true;
     } else if (cancelled_ || (reads_done_ && active_.empty())) {
       finished_ = true;
-      st = cancelled_ ? grpc::Status(grpc::CANCELLED, "cancelled") : status_;
+      st = cancelled_ ? abort_status_.value_or(grpc::Status(grpc::CANCELLED, "cancelled"))
+                      : status_;
     } else {
       return;
     }

@@ -15,6 +15,9 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "engine/text/text_processor.h"
+#include "kserve/grpc_service.grpc.pb.h"
+#include "server/kserve_service.h"
 #include "server/server.h"
 #include "tests/server_e2e/fake_engine.h"
 
@@ -30,12 +33,14 @@ struct Harness {
   // Metrics are off unless asked: CivetWeb takes ~2 s to stop.
   explicit Harness(absl::Duration step, int64_t capacity = 64,
                    std::vector<Authenticator::Token> tokens = {}, bool metrics = false,
-                   int64_t max_stream_buffer_bytes = 1 << 20) {
+                   int64_t max_stream_buffer_bytes = 1 << 20,
+                   const engine::TextProcessor* text = nullptr) {
     engine = std::make_unique<FakeEngine>("fake", step);
     ServedModel m;
     m.name = "fake";
     m.architecture = "fake";
     m.engine = engine.get();
+    m.text = text;
     m.max_context_tokens = 64;
     m.vocab_size = 1000;
     catalog.AddModel(m);
@@ -51,7 +56,10 @@ struct Harness {
     o.retry_after = absl::Milliseconds(250);
     o.log_format = RequestLogFormat::kNone;
     if (metrics) o.metrics_listen = "127.0.0.1:0";
-    auto s = Server::Start(o, &catalog, Authenticator(std::move(tokens)));
+    auto s = Server::Start(o, &catalog, Authenticator(std::move(tokens)),
+                           {[](ServiceContext* ctx) -> std::unique_ptr<grpc::Service> {
+                             return std::make_unique<KServeService>(ctx);
+                           }});
     EXPECT_TRUE(s.ok()) << s.status();
     server = *std::move(s);
     channel = grpc::CreateChannel(server->addresses()[0], grpc::InsecureChannelCredentials());
@@ -491,6 +499,62 @@ TEST(ServerTest, StalledReaderBacklogIsBoundedThenTheRequestIsAborted) {
   EXPECT_EQ(h.server->context().stream_buffered_bytes.load(), 0);
   // The admission slot came back.
   EXPECT_TRUE(Stream(*h.stub, Ids({1}, 2)).status.ok());
+}
+
+inference::ModelInferRequest KServeText(const std::string& prompt, int max_tokens) {
+  inference::ModelInferRequest r;
+  r.set_model_name("fake");
+  auto* t = r.add_inputs();
+  t->set_name("text_input");
+  t->set_datatype("BYTES");
+  t->mutable_contents()->add_bytes_contents(prompt);
+  auto* m = r.add_inputs();
+  m->set_name("max_tokens");
+  m->set_datatype("INT32");
+  m->mutable_contents()->add_int_contents(max_tokens);
+  auto* s = r.add_inputs();
+  s->set_name("stream");
+  s->set_datatype("BOOL");
+  s->mutable_contents()->add_bool_contents(true);
+  return r;
+}
+
+TEST(ServerTest, TritonStreamOfAStalledReaderIsBoundedThenAborted) {
+  auto text = engine::TextProcessor::Load(ES_TEST_MODEL_DIR);
+  ASSERT_TRUE(text.ok()) << text.status();
+  // 40 responses x 32 KiB = 1.25 MiB against a 256 KiB bound.
+  constexpr int64_t kBound = 256 << 10;
+  constexpr size_t kPadding = 32 << 10;
+  Harness h(absl::Milliseconds(5), 64, {}, false, kBound, text->get());
+  h.engine->set_text_padding(kPadding);
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 10);
+  auto kserve = inference::GRPCInferenceService::NewStub(grpc::CreateCustomChannel(
+      h.server->addresses()[0], grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext ctx;
+  auto stream = kserve->ModelStreamInfer(&ctx);
+  ASSERT_TRUE(stream->Write(KServeText("hello", 40)));
+  int64_t peak = 0;
+  const absl::Time start = absl::Now();
+  do {
+    peak = std::max(peak, h.server->context().stream_buffered_bytes.load());
+    absl::SleepFor(absl::Microseconds(500));
+  } while ((h.engine->submitted() == 0 || h.engine->live() > 0) &&
+           absl::Now() - start < absl::Seconds(10));
+  EXPECT_GT(peak, kBound / 2);
+  EXPECT_LE(peak, kBound + static_cast<int64_t>(kPadding) + 1024) << peak;
+  EXPECT_EQ(h.engine->live(), 0);
+  EXPECT_LT(h.engine->GetStats()[0].generation_tokens, 30);
+  stream->WritesDone();
+  inference::ModelStreamInferResponse r;
+  int responses = 0;
+  while (stream->Read(&r)) ++responses;
+  const grpc::Status st = stream->Finish();
+  EXPECT_EQ(st.error_code(), grpc::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_THAT(st.error_message(), HasSubstr("limits.max_stream_buffer_bytes"));
+  EXPECT_LT(responses, 40);
+  EXPECT_EQ(h.server->context().stream_buffered_bytes.load(), 0);
 }
 
 }  // namespace
