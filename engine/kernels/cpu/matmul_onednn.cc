@@ -12,13 +12,15 @@ namespace expertserve::kernels {
 
 // Measured with expertserve-bench-kernels, backends interleaved in one run
 // (engine/kernels/README.md): the Highway kernel streams the weights once and
-// wins for few x rows (2.5-5x at M <= 4 with BF16 weights: oneDNN's packing
-// does not amortise over so few rows, and 16-bit weights need an f32 copy
-// first); from M = 16 (BF16/F16) or M = 8 (F32) oneDNN's packed,
-// register-blocked sgemm wins, by 1.7-2.9x at M >= 64.
+// wins up to M = 32 (2.5-5x at M <= 4 with BF16 weights, where oneDNN's
+// packing does not amortise and 16-bit weights need an f32 copy first;
+// 1.3-1.9x at M = 16-32 since the 4x4 AVX-512 micro-kernel); M = 64 is a
+// tie; at prefill sizes (M = 512) oneDNN's packed sgemm wins by 1.3x.
+constexpr size_t kOneDnnMinM = 64;
+
 MatMulBackend ChooseMatMulBackend(const MatMulArgs& args) {
-  const size_t min_m = args.w.dtype == DType::kF32 ? 8 : 16;
-  return args.M >= min_m ? MatMulBackend::kOneDnn : MatMulBackend::kHighway;
+  return args.M >= kOneDnnMinM ? MatMulBackend::kOneDnn
+                               : MatMulBackend::kHighway;
 }
 
 namespace internal {
