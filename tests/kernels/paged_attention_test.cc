@@ -48,7 +48,7 @@ class PagedAttentionTest : public hwy::TestWithParamTarget {
   }
 
   void RunCase(const Config& c) {
-    const std::vector<size_t> seq_lens = {1, 2 * c.block_tokens + 1, 37};
+    const std::vector<size_t> seq_lens = {1, 2 * c.block_tokens + 1, 90};
     const size_t num_seqs = seq_lens.size();
     const size_t k_dim = c.qk_dim, v_dim = c.v_dim;
     PagedKvLayout layout;
@@ -103,10 +103,10 @@ class PagedAttentionTest : public hwy::TestWithParamTarget {
 
     // A mixed batch: seq 1 prefills its whole context (a chunk), seq 0 and
     // seq 2 decode their last position; tokens interleaved across sequences.
-    // Seq 2 continues a chunked prefill: its last 20 positions as one run
-    // that starts mid-context.
+    // Seq 2 continues a chunked prefill: its last kRun positions as one run
+    // that starts mid-context (longer than one 64-row query tile).
     std::vector<int32_t> token_seq, token_pos;
-    for (size_t p = seq_lens[2] - 20; p < seq_lens[2]; ++p) {
+    for (size_t p = seq_lens[2] - kRun; p < seq_lens[2]; ++p) {
       token_seq.push_back(2);
       token_pos.push_back(static_cast<int32_t>(p));
     }
@@ -139,8 +139,8 @@ class PagedAttentionTest : public hwy::TestWithParamTarget {
     if (score_budget_ != 0) {
       // The GEMM path directly, with passes small enough to tile queries
       // and split heads: seq 2's run, then seq 1's.
-      internal::PrefillAttention(args, view, 0, 20, pool_, score_budget_);
-      internal::PrefillAttention(args, view, 20, seq_lens[1], pool_, score_budget_);
+      internal::PrefillAttention(args, view, 0, kRun, pool_, score_budget_);
+      internal::PrefillAttention(args, view, kRun, seq_lens[1], pool_, score_budget_);
     }
 
     std::vector<float> ref_out(T * out_stride, -9.0f);
@@ -182,6 +182,7 @@ class PagedAttentionTest : public hwy::TestWithParamTarget {
     }
   }
 
+  static constexpr size_t kRun = 70;
   std::mt19937 rng_{99};
   ThreadPool pool_{3};
   size_t score_budget_ = 0;  // nonzero: also run PrefillAttention with it

@@ -41,9 +41,14 @@ void PrefillAttention(const PagedAttentionArgs& a, const PagedKvView& kv,
       kv.v_aliases_k ? L.KTokenStride() : L.VTokenStride();
   const size_t v_head_stride = kv.v_aliases_k ? dk : L.v_head_dim;
 
-  // Query tiles so one head's scores fit the budget; heads per pass so all
-  // of a pass's scores do.
-  const size_t tile = std::min(count, std::max<size_t>(1, score_budget / ctx));
+  // Query tiles of at most kQueryTile rows, so that a tile scores only the
+  // keys up to its own last token (one tile over a whole 512-token chunk
+  // would compute, then mask, half of the square); smaller still if one
+  // head's scores would exceed the budget. Heads per pass so that all of a
+  // pass's scores fit it.
+  constexpr size_t kQueryTile = 64;
+  const size_t tile = std::min(
+      {count, kQueryTile, std::max<size_t>(1, score_budget / ctx)});
   std::vector<float> keys(ctx * dk), values_t, scores;
   std::vector<MatMulArgs> products;
   for (size_t g = 0; g < L.num_kv_heads; ++g) {
