@@ -223,7 +223,9 @@ int main(int argc, char** argv) {
       o.models.push_back(value());
     } else if (a == "--batches") {
       o.batches.clear();
-      for (absl::string_view s : absl::StrSplit(value(), ',')) {
+      const std::string v = value();
+      if (v == "none") continue;  // prefill only (e.g. for a profile)
+      for (absl::string_view s : absl::StrSplit(v, ',')) {
         size_t b;
         if (!absl::SimpleAtoi(s, &b) || b == 0) {
           std::fprintf(stderr, "bench-forward: bad --batches\n");
@@ -250,7 +252,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: expertserve-bench-forward --model DIR [--model DIR ...] "
-                   "[--batches 1,4,16,64] [--context 128] [--prefill 512] "
+                   "[--batches 1,4,16,64|none] [--context 128] [--prefill 512] "
                    "[--prefill-prompts 1,4] [--quick]\n");
       return 2;
     }
