@@ -56,6 +56,14 @@ void MatMulOneDnnTask(const MatMulArgs& a, const MatMulPlan& plan,
   // 64-row chunks at K = 4096 the dense prefill ran 7 % slower).
   const size_t widen_rows = std::max<size_t>(
       {64, a.M, (size_t{1} << 20) / (4 * std::max<size_t>(a.K, 1))});
+  if (a.K == 0) {  // y = bias (or 0); sgemm rejects K = 0 leading dims
+    for (size_t m = 0; m < a.M; ++m) {
+      for (size_t n = n0; n < n1; ++n) {
+        a.y[m * a.y_stride + n] = a.bias != nullptr ? a.bias[n] : 0.0f;
+      }
+    }
+    return;
+  }
   for (size_t s0 = n0; s0 < n1;) {
     size_t s1 = n1;
     const float* w;
