@@ -29,11 +29,9 @@ void StandardAttention(const LayerContext& ctx, int64_t layer,
   const size_t hd = static_cast<size_t>(c.head_dim);
   const size_t half = static_cast<size_t>(c.RotaryDim() / 2);
 
-  thread_local Scratch q_buf;
+  thread_local Scratch q_buf, k_buf, v_buf;
   float* q = q_buf.Get(T * nh * hd);
-  thread_local Scratch k_buf;
   float* k = k_buf.Get(T * nkv * hd);
-  thread_local Scratch v_buf;
   float* v = v_buf.Get(T * nkv * hd);
   const MatMulArgs qkv[] = {
       {x, H, T, H, w.q, nh * hd, BiasOrNull(w.q_bias), q, nh * hd},
@@ -95,9 +93,8 @@ void LatentAttention(const LayerContext& ctx, int64_t layer,
   const kernels::RopeLayout layout = DeepseekRopeLayout(c);
 
   // latent[t] = [kv_a_layernorm(c_t), rope(k_pe_t)]: exactly what is cached.
-  thread_local Scratch q_buf;
+  thread_local Scratch q_buf, latent_buf;
   float* q = q_buf.Get(T * nh * qk);
-  thread_local Scratch latent_buf;
   float* latent = latent_buf.Get(T * (rank + rope));
   const MatMulArgs kv_a{x,       H,       T, H, w.kv_a, rank + rope, nullptr,
                         latent, rank + rope};

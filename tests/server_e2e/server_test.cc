@@ -414,6 +414,16 @@ TEST(ServerTest, ListModelsRouteAndMetrics) {
   }
 }
 
+// A channel whose HTTP/2 receive window stays small (no BDP-driven growth),
+// so a client that stops reading soon stops the server's writes.
+std::shared_ptr<grpc::Channel> SmallWindowChannel(const Harness& h) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 10);
+  return grpc::CreateCustomChannel(h.server->addresses()[0],
+                                   grpc::InsecureChannelCredentials(), args);
+}
+
 TEST(ServerTest, LateReaderGetsEveryLargeDeltaIntactAndInOrder) {
   constexpr int64_t kBound = 3 << 20;
   Harness h(absl::Milliseconds(1), 64, {}, false, kBound);
@@ -421,11 +431,7 @@ TEST(ServerTest, LateReaderGetsEveryLargeDeltaIntactAndInOrder) {
   // and socket buffers take on loopback (< 1 MiB, see the next test).
   h.engine->set_text_padding(64 << 10);
   // A client whose receive window stays small (no BDP-driven growth).
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 10);
-  auto stub = pb::Inference::NewStub(grpc::CreateCustomChannel(
-      h.server->addresses()[0], grpc::InsecureChannelCredentials(), args));
+  auto stub = pb::Inference::NewStub(SmallWindowChannel(h));
   grpc::ClientContext ctx;
   auto reader = stub->GenerateStream(&ctx, Ids({1}, 40));
   // Do not read while the engine produces all 40 tokens.
@@ -454,20 +460,9 @@ TEST(ServerTest, LateReaderGetsEveryLargeDeltaIntactAndInOrder) {
   EXPECT_EQ(h.server->context().stream_buffered_bytes.load(), 0);
 }
 
-TEST(ServerTest, StalledReaderBacklogIsBoundedThenTheRequestIsAborted) {
-  // 40 tokens x 32 KiB = 1.25 MiB of output against a 256 KiB bound.
-  constexpr int64_t kBound = 256 << 10;
-  constexpr size_t kPadding = 32 << 10;
-  Harness h(absl::Milliseconds(5), 64, {}, false, kBound);
-  h.engine->set_text_padding(kPadding);
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 10);
-  auto stub = pb::Inference::NewStub(grpc::CreateCustomChannel(
-      h.server->addresses()[0], grpc::InsecureChannelCredentials(), args));
-  grpc::ClientContext ctx;
-  auto reader = stub->GenerateStream(&ctx, Ids({1}, 40));
-  // Not reading: sample the server's backlog until the engine is done.
+// The server's peak stream backlog, sampled until the engine has taken a
+// request and finished every one (or 10 s pass).
+int64_t PeakBacklogUntilEngineIdle(Harness& h) {
   int64_t peak = 0;
   const absl::Time start = absl::Now();
   do {
@@ -475,6 +470,20 @@ TEST(ServerTest, StalledReaderBacklogIsBoundedThenTheRequestIsAborted) {
     absl::SleepFor(absl::Microseconds(500));
   } while ((h.engine->submitted() == 0 || h.engine->live() > 0) &&
            absl::Now() - start < absl::Seconds(10));
+  return peak;
+}
+
+TEST(ServerTest, StalledReaderBacklogIsBoundedThenTheRequestIsAborted) {
+  // 40 tokens x 32 KiB = 1.25 MiB of output against a 256 KiB bound.
+  constexpr int64_t kBound = 256 << 10;
+  constexpr size_t kPadding = 32 << 10;
+  Harness h(absl::Milliseconds(5), 64, {}, false, kBound);
+  h.engine->set_text_padding(kPadding);
+  auto stub = pb::Inference::NewStub(SmallWindowChannel(h));
+  grpc::ClientContext ctx;
+  auto reader = stub->GenerateStream(&ctx, Ids({1}, 40));
+  // Not reading: sample the server's backlog until the engine is done.
+  const int64_t peak = PeakBacklogUntilEngineIdle(h);
   // Bounded: at most the bound plus the one delta that crossed it (an
   // unbounded buffer would reach the whole 1.25 MiB).
   EXPECT_GT(peak, kBound / 2);
@@ -527,21 +536,11 @@ TEST(ServerTest, TritonStreamOfAStalledReaderIsBoundedThenAborted) {
   constexpr size_t kPadding = 32 << 10;
   Harness h(absl::Milliseconds(5), 64, {}, false, kBound, text->get());
   h.engine->set_text_padding(kPadding);
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 10);
-  auto kserve = inference::GRPCInferenceService::NewStub(grpc::CreateCustomChannel(
-      h.server->addresses()[0], grpc::InsecureChannelCredentials(), args));
+  auto kserve = inference::GRPCInferenceService::NewStub(SmallWindowChannel(h));
   grpc::ClientContext ctx;
   auto stream = kserve->ModelStreamInfer(&ctx);
   ASSERT_TRUE(stream->Write(KServeText("hello", 40)));
-  int64_t peak = 0;
-  const absl::Time start = absl::Now();
-  do {
-    peak = std::max(peak, h.server->context().stream_buffered_bytes.load());
-    absl::SleepFor(absl::Microseconds(500));
-  } while ((h.engine->submitted() == 0 || h.engine->live() > 0) &&
-           absl::Now() - start < absl::Seconds(10));
+  const int64_t peak = PeakBacklogUntilEngineIdle(h);
   EXPECT_GT(peak, kBound / 2);
   EXPECT_LE(peak, kBound + static_cast<int64_t>(kPadding) + 1024) << peak;
   EXPECT_EQ(h.engine->live(), 0);

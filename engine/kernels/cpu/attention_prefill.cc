@@ -49,28 +49,33 @@ void PrefillAttention(const PagedAttentionArgs& a, const PagedKvView& kv,
   constexpr size_t kQueryTile = 64;
   const size_t tile = std::min(
       {count, kQueryTile, std::max<size_t>(1, score_budget / ctx)});
-  std::vector<float> keys(ctx * dk), values_t, scores;
+  std::vector<float> keys(ctx * dk), values_t(dv * ctx), vrow(dv), tile_values_t,
+      scores;
   std::vector<MatMulArgs> products;
   for (size_t g = 0; g < L.num_kv_heads; ++g) {
-    // keys[j] = K[j] of kv head g, f32.
+    // Once per kv head, in f32: keys[j] = K[j] and values_t[d, j] = V[j][d]
+    // (the PV product's weight is [dv, keys]).
     for (size_t j = 0; j < ctx; ++j) {
       const size_t block = static_cast<size_t>(table.blocks[j / bt]);
-      const size_t off = L.KOffset(block, j % bt, g);
-      ConvertToF32(WeightRef{k_base + off * elem, dtype}, dk, keys.data() + j * dk);
+      const size_t k_off = L.KOffset(block, j % bt, g);
+      ConvertToF32(WeightRef{k_base + k_off * elem, dtype}, dk, keys.data() + j * dk);
+      const size_t v_off =
+          block * bt * v_token_stride + (j % bt) * v_token_stride + g * v_head_stride;
+      ConvertToF32(WeightRef{v_base + v_off * elem, dtype}, dv, vrow.data());
+      for (size_t d = 0; d < dv; ++d) values_t[d * ctx + j] = vrow[d];
     }
     for (size_t i0 = 0; i0 < count; i0 += tile) {
       const size_t i1 = std::min(count, i0 + tile);
       const size_t rows = i1 - i0;
       const size_t n_keys = p0 + i1;  // the tile's last token sees these
-      // values_t[d, j] = V[j][d]: the PV product's weight is [dv, n_keys].
-      values_t.resize(dv * n_keys);
-      std::vector<float> vrow(dv);
-      for (size_t j = 0; j < n_keys; ++j) {
-        const size_t block = static_cast<size_t>(table.blocks[j / bt]);
-        const size_t off =
-            block * bt * v_token_stride + (j % bt) * v_token_stride + g * v_head_stride;
-        ConvertToF32(WeightRef{v_base + off * elem, dtype}, dv, vrow.data());
-        for (size_t d = 0; d < dv; ++d) values_t[d * n_keys + j] = vrow[d];
+      // The tile's PV weight: the first n_keys columns of values_t.
+      const float* tile_v = values_t.data();
+      if (n_keys < ctx) {
+        tile_values_t.resize(dv * n_keys);
+        for (size_t d = 0; d < dv; ++d) {
+          std::copy_n(values_t.data() + d * ctx, n_keys, tile_values_t.data() + d * n_keys);
+        }
+        tile_v = tile_values_t.data();
       }
       const size_t per_head = rows * n_keys;
       const size_t heads_per_pass =
@@ -102,7 +107,7 @@ void PrefillAttention(const PagedAttentionArgs& a, const PagedKvView& kv,
           const size_t qh = g * group + h;
           products.push_back(MatMulArgs{
               scores.data() + (h - h0) * per_head, n_keys, rows, n_keys,
-              WeightRef{values_t.data(), DType::kF32}, dv, nullptr,
+              WeightRef{tile_v, DType::kF32}, dv, nullptr,
               a.out + (first + i0) * a.out_token_stride + qh * dv,
               a.out_token_stride});
         }

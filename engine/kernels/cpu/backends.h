@@ -21,8 +21,7 @@ struct MatMulPlan {
   size_t n_tile = 0;
   size_t m_tiles = 1;
   size_t n_tiles = 1;
-  size_t kc = 0;          // Highway: K chunk
-  bool use_pack = false;  // Highway: widen 16-bit strips once into L1
+  size_t kc = 0;  // Highway: K chunk
   size_t num_tasks() const { return m_tiles * n_tiles; }
 };
 

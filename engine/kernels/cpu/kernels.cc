@@ -68,11 +68,10 @@ MatMulPlan PlanMatMul(const MatMulArgs& a, MatMulBackend backend,
     p.kc = std::max<size_t>(256, (49152 / p.m_tile) / 64 * 64);
     if (p.kc >= a.K) p.kc = a.K;
   }
-  // Widen 16-bit strips once when more than 4 x rows reuse them; up to 4 rows
-  // promoting in registers is cheaper than a store and reloads. The packed
-  // strip ([4, kc] floats) is kept within 16 KiB so it stays in L1.
-  p.use_pack = a.w.dtype != DType::kF32 && p.m_tile > 4;
-  if (p.use_pack) p.kc = std::min<size_t>(p.kc, 1024);
+  // 16-bit weights shared by more than 4 x rows may be widened into an L1
+  // copy of [4, kc] floats (the target's kernel decides, MatMulTaskT): keep
+  // that copy within 16 KiB.
+  if (a.w.dtype != DType::kF32 && p.m_tile > 4) p.kc = std::min<size_t>(p.kc, 1024);
   return p;
 }
 

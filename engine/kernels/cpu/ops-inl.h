@@ -387,14 +387,14 @@ void MatMulTaskT(const MatMulArgs& a, const TW* w, const MatMulPlan& p,
   const size_t mt = task / p.n_tiles, nt = task % p.n_tiles;
   const size_t m0 = mt * p.m_tile, m1 = std::min(a.M, m0 + p.m_tile);
   const size_t n0 = nt * p.n_tile, n1 = std::min(a.N, n0 + p.n_tile);
+  // Widen a 16-bit 4-row strip once into L1 when enough x rows reuse it.
+  // The 4 x 2 kernel gains from 5 rows (promoting in registers is cheaper
+  // for fewer); the 4 x 4 kernel widens in registers for 4 x rows at once
+  // and prefetches the weights, which beats the copy (whose loads from DRAM
+  // stall) up to 16 rows (dense decode at batch 16: 114 -> 133 tok/s).
+  constexpr size_t kPackMinRows = kHasDot4x4 ? 17 : 5;
   float* pack = nullptr;
-  // The 4 x 4 kernel widens each weight vector in registers for 4 x rows at
-  // once and prefetches the weights; for up to 4 row groups that beats a
-  // widened copy, whose loads from DRAM stall (dense decode at batch 16:
-  // 114 -> 133 tok/s).
-  constexpr size_t kPackMinRowsWithDot4x4 = 17;
-  const bool pack_pays = !kHasDot4x4 || p.m_tile >= kPackMinRowsWithDot4x4;
-  if (p.use_pack && pack_pays) {
+  if (!std::is_same_v<TW, float> && p.m_tile >= kPackMinRows) {
     thread_local std::vector<float> buf;
     if (buf.size() < 4 * p.kc) buf.resize(4 * p.kc);
     pack = buf.data();
