@@ -131,9 +131,10 @@ Machine MeasureMachine(ThreadPool& pool, bool quick, bool print) {
   m.triad_gbps = n * 12.0 / tr.best_s * 1e-9;
   if (print) std::printf(
       "{\"bench\":\"machine\",\"target\":\"%s\",\"workers\":%zu,"
-      "\"peak_fma_gflops\":%.1f,\"read_gbps\":%.2f,\"triad_gbps\":%.2f}\n",
+      "\"peak_fma_gflops\":%.1f,\"read_gbps\":%.2f,\"triad_gbps\":%.2f,"
+      "\"bf16_matrix_units\":%s}\n",
       kernels::ActiveTargetName(), workers, m.peak_gflops, m.read_gbps,
-      m.triad_gbps);
+      m.triad_gbps, kernels::SplitBf16Native() ? "true" : "false");
   return m;
 }
 

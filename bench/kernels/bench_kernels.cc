@@ -4,7 +4,7 @@
 // Prints one JSON object per line. The machine is shared and noisy: compare
 // ratios within one run, not absolute numbers across runs.
 //
-// Usage: expertserve-bench-kernels [--quick]
+// Usage: expertserve-bench-kernels [--quick] [--only=SECTION]
 
 #include <algorithm>
 #include <chrono>
@@ -53,11 +53,12 @@ const char* BackendName(kernels::MatMulBackend b) {
     case kernels::MatMulBackend::kAuto: return "auto";
     case kernels::MatMulBackend::kHighway: return "highway";
     case kernels::MatMulBackend::kOneDnn: return "onednn";
+    case kernels::MatMulBackend::kOneDnnSplitBf16: return "onednn_split_bf16";
   }
   return "?";
 }
 
-// Times the three backends interleaved rep by rep (so they see the same
+// Times the backends interleaved rep by rep (so they see the same
 // machine load), next to a parallel read of as many cold bytes as the weights
 // and an FMA loop of as many flops: the roofline time measured right there.
 void BenchMatMul(ThreadPool& pool, const char* regime, size_t M, size_t K,
@@ -93,17 +94,20 @@ void BenchMatMul(ThreadPool& pool, const char* regime, size_t M, size_t K,
   const size_t fma_iters = static_cast<size_t>(flops / lanes_flops / workers) + 1;
   std::vector<float> sink(workers * 16);
 
-  const kernels::MatMulBackend backends[] = {kernels::MatMulBackend::kHighway,
-                                             kernels::MatMulBackend::kOneDnn,
-                                             kernels::MatMulBackend::kAuto};
-  std::vector<double> times[5];
+  const kernels::MatMulBackend backends[] = {
+      kernels::MatMulBackend::kHighway, kernels::MatMulBackend::kOneDnn,
+      kernels::MatMulBackend::kOneDnnSplitBf16, kernels::MatMulBackend::kAuto};
+  constexpr size_t kBackends = std::size(backends);
+  // One slot per backend, then the cold read and the FMA loop.
+  std::vector<double> times[kBackends + 2];
+  const size_t kRead = kBackends, kFma = kBackends + 1;
   const double budget = quick ? 0.1 : 0.6;
   const auto start = Clock::now();
   for (size_t rep = 0; rep < 4 || Seconds(start, Clock::now()) < budget; ++rep) {
-    for (size_t b = 0; b < 3; ++b) {
+    for (size_t b = 0; b < kBackends; ++b) {
       const auto t0 = Clock::now();
       kernels::MatMul(x.data(), M, K,
-                      kernels::WeightRef{w[(3 * rep + b) % copies].data(), dtype}, N,
+                      kernels::WeightRef{w[(kBackends * rep + b) % copies].data(), dtype}, N,
                       nullptr, y.data(), pool, backends[b]);
       if (rep > 0) times[b].push_back(Seconds(t0, Clock::now()));
     }
@@ -115,18 +119,20 @@ void BenchMatMul(ThreadPool& pool, const char* regime, size_t M, size_t K,
       const size_t b1 = std::min(read_floats, b0 + chunk);
       sink[wk * 16] += ReadSum(rd + b0, b1 - b0);
     });
-    if (rep > 0) times[3].push_back(Seconds(t0, Clock::now()));
+    if (rep > 0) times[kRead].push_back(Seconds(t0, Clock::now()));
     t0 = Clock::now();
     pool.ParallelFor(workers, [&](size_t, size_t wk) {
       FmaLoop(fma_iters, &sink[wk * 16 + 1]);
     });
-    if (rep > 0) times[4].push_back(Seconds(t0, Clock::now()));
+    if (rep > 0) times[kFma].push_back(Seconds(t0, Clock::now()));
   }
-  double best[5];
-  for (size_t i = 0; i < 5; ++i) best[i] = *std::min_element(times[i].begin(), times[i].end());
-  const double roof_s = std::max(best[3], best[4]);
+  double best[kBackends + 2];
+  for (size_t i = 0; i < kBackends + 2; ++i) {
+    best[i] = *std::min_element(times[i].begin(), times[i].end());
+  }
+  const double roof_s = std::max(best[kRead], best[kFma]);
   const double bytes = static_cast<double>(w_bytes) + 4.0 * (M * K + M * N);
-  for (size_t b = 0; b < 3; ++b) {
+  for (size_t b = 0; b < kBackends; ++b) {
     std::vector<double>& t = times[b];
     std::sort(t.begin(), t.end());
     std::printf(
@@ -136,8 +142,9 @@ void BenchMatMul(ThreadPool& pool, const char* regime, size_t M, size_t K,
         "\"local_fma_gflops\":%.1f,\"roofline_fraction\":%.3f}\n",
         regime, BackendName(backends[b]), kernels::DTypeName(dtype), M, K, N, t.size(),
         t.front() * 1e6, t[t.size() / 2] * 1e6, flops / t.front() * 1e-9,
-        bytes / t.front() * 1e-9, best[4] > best[3] ? "compute" : "memory",
-        read_floats * 4.0 / best[3] * 1e-9, fma_iters * lanes_flops * workers / best[4] * 1e-9,
+        bytes / t.front() * 1e-9, best[kFma] > best[kRead] ? "compute" : "memory",
+        read_floats * 4.0 / best[kRead] * 1e-9,
+        fma_iters * lanes_flops * workers / best[kFma] * 1e-9,
         roof_s / t.front());
   }
   std::fflush(stdout);
@@ -207,15 +214,83 @@ void BenchAttention(ThreadPool& pool, const Machine& mach, size_t num_seqs,
   std::fflush(stdout);
 }
 
+// Prefill attention: one sequence's `tokens` query tokens over themselves
+// (causal), the compute-bound case, for a GQA shape and MLA's expanded shape.
+void BenchPrefillAttention(ThreadPool& pool, const Machine& mach, const char* shape,
+                           size_t q_heads, size_t kv_heads, size_t dk, size_t dv,
+                           size_t tokens, bool quick) {
+  kernels::PagedKvLayout L;
+  L.block_tokens = 16;
+  L.num_kv_heads = kv_heads;
+  L.k_head_dim = dk;
+  L.v_head_dim = dv;
+  L.num_blocks = (tokens + L.block_tokens - 1) / L.block_tokens;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> k(L.LayerKElems()), v(L.LayerVElems());
+  std::vector<float> q(tokens * q_heads * dk), out(tokens * q_heads * dv);
+  for (std::vector<float>* a : {&k, &v, &q}) {
+    for (float& f : *a) f = dist(rng);
+  }
+  std::vector<int32_t> ids(L.num_blocks), token_seq(tokens, 0), token_pos(tokens);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+  for (size_t t = 0; t < tokens; ++t) token_pos[t] = static_cast<int32_t>(t);
+  const kernels::SeqBlockTable table{ids.data(), ids.size()};
+  kernels::PagedAttentionArgs a;
+  a.q = q.data();
+  a.q_token_stride = q_heads * dk;
+  a.num_tokens = tokens;
+  a.num_q_heads = q_heads;
+  a.token_seq = token_seq.data();
+  a.token_pos = token_pos.data();
+  a.seqs = &table;
+  a.num_seqs = 1;
+  a.scale = 0.1f;
+  a.out = out.data();
+  a.out_token_stride = q_heads * dv;
+  const kernels::PagedKvView view{L, k.data(), v.data(), false, 0};
+  const Timing t = Measure(quick ? 0.1 : 0.5, [&](size_t) { kernels::PagedAttention(a, view, pool); });
+  // Causal: tokens (tokens + 1) / 2 query-key pairs per head.
+  const double flops = 2.0 * q_heads * (dk + dv) * tokens * (tokens + 1) / 2.0;
+  std::printf(
+      "{\"bench\":\"prefill_attention\",\"shape\":\"%s\",\"tokens\":%zu,\"q_heads\":%zu,"
+      "\"kv_heads\":%zu,\"k_dim\":%zu,\"v_dim\":%zu,\"us_best\":%.1f,\"us_median\":%.1f,"
+      "\"gflops\":%.1f,\"roofline_fraction\":%.3f}\n",
+      shape, tokens, q_heads, kv_heads, dk, dv, t.best_s * 1e6, t.median_s * 1e6,
+      flops / t.best_s * 1e-9, flops / t.best_s * 1e-9 / mach.peak_gflops);
+  std::fflush(stdout);
+}
+
 int Main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  bool quick = false;
+  std::string only;  // a section, or all
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") {
+      quick = true;
+    } else if (arg.rfind("--only=", 0) == 0) {
+      only = arg.substr(7);
+    } else {
+      std::fprintf(stderr,
+                   "usage: expertserve-bench-kernels [--quick] "
+                   "[--only=prefill_attention|paged_attention|matmul]\n");
+      return 2;
+    }
+  }
+  const auto wanted = [&](const char* section) { return only.empty() || only == section; };
   ThreadPool pool;
   const Machine mach = MeasureMachine(pool, quick);
   MeasurePoolOverhead(pool);
+  if (wanted("prefill_attention")) {
+    BenchPrefillAttention(pool, mach, "gqa", 16, 8, 64, 64, 512, quick);
+    BenchPrefillAttention(pool, mach, "mla_expanded", 16, 16, 96, 64, 512, quick);
+  }
   for (kernels::KvDType kv : {kernels::KvDType::kF32, kernels::KvDType::kBF16}) {
+    if (!wanted("paged_attention")) break;
     BenchAttention(pool, mach, 1, quick ? 512 : 4096, kv, quick);
     BenchAttention(pool, mach, 16, quick ? 256 : 1024, kv, quick);
   }
+  if (!wanted("matmul")) return 0;
   using kernels::DType;
   std::vector<float> cold((quick ? 16u : 64u) << 20, 1.0f);  // 64/256 MiB
   const std::vector<size_t> dims =
@@ -224,7 +299,7 @@ int Main(int argc, char** argv) {
     for (size_t d : dims) {
       for (size_t M : {1, 4, 16, 64}) BenchMatMul(pool, "decode", M, d, d, dt, quick, cold);
     }
-    for (size_t M : {1, 2, 4, 8, 16, 32}) {
+    for (size_t M : {1, 2, 4, 8, 16, 24, 32, 48}) {
       BenchMatMul(pool, "expert", M, 2048, 1408, dt, quick, cold);
     }
     BenchMatMul(pool, "prefill", 512, 2048, quick ? 512 : 2048, dt, quick, cold);

@@ -26,8 +26,15 @@ namespace expertserve::kernels {
 
 // Which implementation MatMul uses. kAuto picks per shape regime from
 // measurements (engine/kernels/README.md); the others exist for benchmarks
-// and tests.
-enum class MatMulBackend : uint8_t { kAuto, kHighway, kOneDnn };
+// and tests. kOneDnnSplitBf16 runs BF16 weights on the CPU's bf16 matrix
+// units with x split into two bf16 terms (each product within 2^-18 of f32;
+// cpu/matmul_split_bf16.cc); for other weight dtypes, or where oneDNN cannot
+// build a bf16 matmul, it runs as kOneDnn.
+enum class MatMulBackend : uint8_t { kAuto, kHighway, kOneDnn, kOneDnnSplitBf16 };
+
+// Whether this CPU runs kOneDnnSplitBf16 natively (AMX or AVX512-BF16); kAuto
+// only picks it then.
+bool SplitBf16Native();
 
 struct MatMulArgs {
   const float* x = nullptr;  // [M, K], rows x_stride apart

@@ -4,12 +4,14 @@
 // 0..3 elements and every weight dtype.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "common/thread_pool.h"
+#include "engine/kernels/cpu/backends.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/reference.h"
 #include "gtest/gtest.h"
@@ -122,13 +124,35 @@ TEST_P(KernelsTest, MatMulLargerShapes) {
   }
 }
 
-TEST_P(KernelsTest, MatMulOneDnnBackendAndAuto) {
+TEST_P(KernelsTest, MatMulOneDnnBackendsAndAuto) {
   ThreadPool pool(2);
   for (DType dtype : kAllDTypes) {
-    for (MatMulBackend backend : {MatMulBackend::kOneDnn, MatMulBackend::kAuto}) {
+    for (MatMulBackend backend : {MatMulBackend::kOneDnn, MatMulBackend::kOneDnnSplitBf16,
+                                  MatMulBackend::kAuto}) {
       RunMatMulCase(rng_, pool, 1, 129, 70, dtype, 1, true, backend);
       RunMatMulCase(rng_, pool, 67, 300, 131, dtype, 2, false, backend);
+      // Split BF16: one stacked pass below 128 rows, two passes from 128.
+      RunMatMulCase(rng_, pool, 130, 65, 33, dtype, 1, true, backend);
     }
+  }
+}
+
+// The split keeps f32 precision where a single bf16 rounding of x would not:
+// x values with more mantissa than bf16 holds, times weights of 1.
+TEST(MatMulSplitBf16, KeepsPrecisionBeyondOneBf16Rounding) {
+  if (!SplitBf16Native()) GTEST_SKIP() << "no AMX / AVX512-BF16 on this CPU";
+  ThreadPool pool(2);
+  constexpr size_t M = 40, K = 64, N = 8;
+  std::vector<float> x(M * K);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 1.0f + static_cast<float>(i % 97) / 1024.0f;
+  const std::vector<uint16_t> w(N * K, F32ToBF16Bits(1.0f));
+  std::vector<float> y(M * N);
+  MatMul(x.data(), M, K, WeightRef{w.data(), DType::kBF16}, N, nullptr, y.data(), pool,
+         MatMulBackend::kOneDnnSplitBf16);
+  for (size_t m = 0; m < M; ++m) {
+    double want = 0;
+    for (size_t k = 0; k < K; ++k) want += x[m * K + k];
+    for (size_t n = 0; n < N; ++n) ASSERT_NEAR(y[m * N + n], want, 1e-5 * want) << m;
   }
 }
 
@@ -147,7 +171,8 @@ TEST_P(KernelsTest, MatMulGroupMixedProducts) {
       {1, 1, 1, DType::kF32},      {5, 17, 0, DType::kBF16}};
   for (size_t workers : {1, 2, 3}) {
     for (MatMulBackend backend :
-         {MatMulBackend::kAuto, MatMulBackend::kHighway, MatMulBackend::kOneDnn}) {
+         {MatMulBackend::kAuto, MatMulBackend::kHighway, MatMulBackend::kOneDnn,
+          MatMulBackend::kOneDnnSplitBf16}) {
       ThreadPool pool(workers);
       std::vector<F32Buffer> xs;
       std::vector<WeightBuffer> ws;
@@ -180,6 +205,40 @@ TEST_P(KernelsTest, MatMulGroupMixedProducts) {
   }
 }
 
+// Products reading the same x (an MLP's gate and up) share one split of it;
+// ones reading a different part of it (fewer rows, a narrower K) must not.
+TEST_P(KernelsTest, MatMulGroupProductsSharingX) {
+  ThreadPool pool(2);
+  struct Shape {
+    size_t M, K, N;
+  };
+  // Enough rows that the split itself runs as many pool tasks.
+  const Shape shapes[] = {{400, 64, 20}, {400, 64, 30}, {200, 64, 24}, {400, 32, 16}};
+  F32Buffer x(RandomF32(rng_, 400 * 64), 0);
+  std::vector<WeightBuffer> ws;
+  std::vector<std::vector<float>> ys;
+  std::vector<MatMulArgs> products;
+  for (const Shape& s : shapes) {
+    ws.emplace_back(RandomF32(rng_, s.N * s.K), DType::kBF16, 1);
+    ys.emplace_back(s.M * s.N, -7.0f);
+  }
+  for (size_t i = 0; i < std::size(shapes); ++i) {
+    const Shape& s = shapes[i];
+    products.push_back(MatMulArgs{x.data(), 64, s.M, s.K, ws[i].ref(), s.N, nullptr,
+                                  ys[i].data(), s.N});
+  }
+  for (MatMulBackend backend : {MatMulBackend::kAuto, MatMulBackend::kOneDnnSplitBf16}) {
+    MatMulGroup(products, pool, backend);
+    for (size_t i = 0; i < products.size(); ++i) {
+      std::vector<float> want(ys[i].size());
+      MatMulArgs ref_args = products[i];
+      ref_args.y = want.data();
+      reference::MatMul(ref_args);
+      ExpectMatMulNear(products[i], want, "product " + std::to_string(i));
+    }
+  }
+}
+
 TEST_P(KernelsTest, ConvertToF32) {
   for (DType dtype : kAllDTypes) {
     for (size_t n : SweepSizes()) {
@@ -193,6 +252,39 @@ TEST_P(KernelsTest, ConvertToF32) {
         }
         ASSERT_EQ(got[n], -1.0f);
       }
+    }
+  }
+}
+
+// The split-BF16 GEMM's input: hi = bf16(x), lo = bf16(x - hi), each rounded
+// to nearest even, on every target and size, with special values mixed in.
+TEST_P(KernelsTest, SplitToBf16) {
+  const float specials[] = {0.0f, -0.0f, 1.0f, 1.00390625f /* a bf16 tie */,
+                            1e-40f /* denormal */, 3.3895e38f /* rounds to inf */,
+                            INFINITY, -INFINITY, NAN};
+  for (size_t n : SweepSizes()) {
+    for (size_t offset = 0; offset < 4; ++offset) {
+      std::vector<float> x = RandomF32(rng_, 2 * (n + offset), -100.0f, 100.0f);
+      for (size_t i = 0; i < x.size(); i += 3) x[i] = specials[(i / 3) % std::size(specials)];
+      const size_t stride = n + offset;  // two rows, `offset` floats apart
+      std::vector<uint16_t> hi(2 * n + 1, 0xAAAA), lo(2 * n + 1, 0xAAAA);
+      internal::SplitToBf16(x.data() + offset, stride, 2, n, hi.data(), lo.data());
+      for (size_t r = 0; r < 2; ++r) {
+        for (size_t k = 0; k < n; ++k) {
+          const float v = x[offset + r * stride + k];
+          const uint16_t want_hi = F32ToBF16Bits(v);
+          const float hf = BF16BitsToF32(want_hi);
+          const uint16_t want_lo = std::isfinite(hf) ? F32ToBF16Bits(v - hf) : 0;
+          ASSERT_EQ(hi[r * n + k], want_hi) << "v=" << v << " k=" << k;
+          ASSERT_EQ(lo[r * n + k], want_lo) << "v=" << v << " k=" << k;
+          if (std::isfinite(hf)) {  // the split's promise (absolute for denormals)
+            ASSERT_LE(std::fabs(hf + BF16BitsToF32(want_lo) - v),
+                      std::ldexp(std::fabs(v), -17) + std::numeric_limits<float>::min());
+          }
+        }
+      }
+      ASSERT_EQ(hi[2 * n], 0xAAAA);
+      ASSERT_EQ(lo[2 * n], 0xAAAA);
     }
   }
 }

@@ -22,6 +22,9 @@ struct MatMulPlan {
   size_t m_tiles = 1;
   size_t n_tiles = 1;
   size_t kc = 0;  // Highway: K chunk
+  // kOneDnnSplitBf16: x split by MatMulGroup before the tasks run, hi [M, K]
+  // then lo [M, K].
+  const uint16_t* x_bf16 = nullptr;
   size_t num_tasks() const { return m_tiles * n_tiles; }
 };
 
@@ -31,6 +34,17 @@ MatMulPlan PlanMatMul(const MatMulArgs& args, MatMulBackend backend,
                       size_t target_tasks);
 
 namespace internal {
+// Limits oneDNN's OpenMP team to the calling (pool) thread, once per thread.
+void SingleThreadedOnThisThread();
+// Whether oneDNN can build a bf16 matmul here at all (natively or emulated).
+bool SplitBf16Available();
+// hi[r, :] = bf16(x[r, :]), lo[r, :] = bf16(x[r, :] - hi[r, :]); hi and lo
+// rows are K apart.
+void SplitToBf16(const float* x, size_t x_stride, size_t rows, size_t K,
+                 uint16_t* hi, uint16_t* lo);
+// One N panel of kOneDnnSplitBf16 (BF16 weights, K > 0, plan.x_bf16 set).
+void MatMulSplitBf16Task(const MatMulArgs& args, const MatMulPlan& plan,
+                         size_t task);
 // One N panel of oneDNN sgemm, single-threaded; 16-bit weights are widened
 // into per-thread scratch first.
 void MatMulOneDnnTask(const MatMulArgs& args, const MatMulPlan& plan,

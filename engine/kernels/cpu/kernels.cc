@@ -11,6 +11,7 @@
 #if HWY_ONCE
 #include <algorithm>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "common/check.h"
@@ -21,6 +22,7 @@ namespace expertserve::kernels {
 
 HWY_EXPORT(MatMulTaskHwy);
 HWY_EXPORT(ConvertToF32Impl);
+HWY_EXPORT(SplitToBf16Impl);
 HWY_EXPORT(RMSNormImpl);
 HWY_EXPORT(AddImpl);
 HWY_EXPORT(SiluMulImpl);
@@ -35,9 +37,15 @@ HWY_EXPORT(TargetNameImpl);
 MatMulPlan PlanMatMul(const MatMulArgs& a, MatMulBackend backend,
                       size_t target_tasks) {
   MatMulPlan p;
+  if (backend == MatMulBackend::kOneDnnSplitBf16 &&
+      (a.w.dtype != DType::kBF16 || a.K == 0 ||
+       !internal::SplitBf16Available())) {
+    backend = MatMulBackend::kOneDnn;
+  }
   p.backend = backend;
   target_tasks = std::max<size_t>(1, target_tasks);
-  if (backend == MatMulBackend::kOneDnn) {
+  if (backend == MatMulBackend::kOneDnn ||
+      backend == MatMulBackend::kOneDnnSplitBf16) {
     p.m_tile = a.M;
     p.n_tile = std::max<size_t>(16, (a.N + target_tasks - 1) / target_tasks);
     p.n_tiles = (a.N + p.n_tile - 1) / p.n_tile;
@@ -75,6 +83,13 @@ MatMulPlan PlanMatMul(const MatMulArgs& a, MatMulBackend backend,
   return p;
 }
 
+namespace internal {
+void SplitToBf16(const float* x, size_t x_stride, size_t rows, size_t K,
+                 uint16_t* hi, uint16_t* lo) {
+  HWY_DYNAMIC_DISPATCH(SplitToBf16Impl)(x, x_stride, rows, K, hi, lo);
+}
+}  // namespace internal
+
 namespace {
 
 void CheckMatMulArgs(const MatMulArgs& a) {
@@ -87,11 +102,60 @@ void CheckMatMulArgs(const MatMulArgs& a) {
 }
 
 void RunMatMulTask(const MatMulArgs& a, const MatMulPlan& p, size_t task) {
-  if (p.backend == MatMulBackend::kOneDnn) {
+  if (p.backend == MatMulBackend::kOneDnnSplitBf16) {
+    internal::MatMulSplitBf16Task(a, p, task);
+  } else if (p.backend == MatMulBackend::kOneDnn) {
     internal::MatMulOneDnnTask(a, p, task);
   } else {
     HWY_DYNAMIC_DISPATCH(MatMulTaskHwy)(a, p, task);
   }
+}
+
+// Splits the x of every kOneDnnSplitBf16 product into its bf16 hi and lo
+// terms (one parallel pass before the products run, since every N panel
+// reads all of x) and points the plans at them; products sharing an x (an
+// MLP's gate and up) share the split. The buffer is the calling thread's,
+// grow-only, and lives until its next MatMulGroup.
+void SplitXForBf16(std::span<const MatMulArgs> products,
+                   std::vector<MatMulPlan>& plans, ThreadPool& pool) {
+  constexpr size_t kRowsPerTask = 16;
+  thread_local std::vector<uint16_t> buffer;
+  std::vector<size_t> offset(products.size()), owner(products.size());
+  std::vector<std::pair<size_t, size_t>> tasks;  // (product, first row)
+  size_t total = 0;
+  for (size_t i = 0; i < products.size(); ++i) {
+    if (plans[i].backend != MatMulBackend::kOneDnnSplitBf16) continue;
+    const MatMulArgs& a = products[i];
+    owner[i] = i;
+    for (size_t j = 0; j < i; ++j) {
+      const MatMulArgs& b = products[j];
+      if (plans[j].backend == MatMulBackend::kOneDnnSplitBf16 && b.x == a.x &&
+          b.M == a.M && b.K == a.K && b.x_stride == a.x_stride) {
+        owner[i] = owner[j];
+        break;
+      }
+    }
+    if (owner[i] != i) continue;
+    offset[i] = total;
+    total += 2 * a.M * a.K;
+    for (size_t r = 0; r < a.M; r += kRowsPerTask) tasks.emplace_back(i, r);
+  }
+  if (tasks.empty()) return;
+  if (buffer.size() < total) buffer.resize(total);
+  // Not `buffer` inside the tasks: on a worker, that names its own.
+  uint16_t* const base = buffer.data();
+  for (size_t i = 0; i < products.size(); ++i) {
+    if (plans[i].backend != MatMulBackend::kOneDnnSplitBf16) continue;
+    plans[i].x_bf16 = base + offset[owner[i]];
+  }
+  pool.ParallelFor(tasks.size(), [&](size_t t, size_t /*worker*/) {
+    const auto [i, r0] = tasks[t];
+    const MatMulArgs& a = products[i];
+    uint16_t* hi = base + offset[i];
+    internal::SplitToBf16(a.x + r0 * a.x_stride, a.x_stride,
+                          std::min(kRowsPerTask, a.M - r0), a.K,
+                          hi + r0 * a.K, hi + (a.M + r0) * a.K);
+  });
 }
 
 }  // namespace
@@ -125,6 +189,7 @@ void MatMulGroup(std::span<const MatMulArgs> products, ThreadPool& pool,
     }
     first_task[i + 1] = first_task[i] + n;
   }
+  SplitXForBf16(products, plans, pool);
   pool.ParallelFor(first_task.back(), [&](size_t task, size_t /*worker*/) {
     // The product owning `task`: the last one starting at or before it.
     const size_t i = static_cast<size_t>(

@@ -20,14 +20,22 @@ namespace expertserve::kernels {
 // made a 512-token MoE prefill 6 % faster (its experts get 32-63 rows) with
 // decode unchanged, so the switch sits at 32.
 constexpr size_t kOneDnnMinM = 32;
+// BF16 weights on bf16 matrix units (cpu/matmul_split_bf16.cc). Measured
+// with expertserve-bench-kernels (AMX, backends interleaved): from M = 16 it
+// beats the Highway kernel (expert 16 x 2048 x 1408: 338 vs 453 us; 16 x
+// 4096 x 4096: 1.49 vs 2.35 ms); at M = 8 it loses (234 vs 205 us).
+constexpr size_t kSplitBf16MinM = 16;
 
 MatMulBackend ChooseMatMulBackend(const MatMulArgs& args) {
+  if (args.M >= kSplitBf16MinM && args.w.dtype == DType::kBF16 &&
+      SplitBf16Native()) {
+    return MatMulBackend::kOneDnnSplitBf16;
+  }
   return args.M >= kOneDnnMinM ? MatMulBackend::kOneDnn
                                : MatMulBackend::kHighway;
 }
 
 namespace internal {
-namespace {
 
 // Debian's oneDNN runs on OpenMP; our pool provides the parallelism, so each
 // pool thread limits its own OpenMP team to itself. Looked up at run time
@@ -42,8 +50,6 @@ void SingleThreadedOnThisThread() {
       dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
   if (set_num_threads != nullptr) set_num_threads(1);
 }
-
-}  // namespace
 
 void MatMulOneDnnTask(const MatMulArgs& a, const MatMulPlan& plan,
                       size_t task) {

@@ -426,6 +426,48 @@ void ConvertToF32Impl(WeightRef src, size_t n, float* dst) {
   }
 }
 
+// hi = bf16(x), lo = bf16(x - hi), both rounded to nearest even: the
+// split-BF16 GEMM's input (cpu/matmul_split_bf16.cc). NaN becomes a quiet
+// NaN; where hi is not finite, lo is 0.
+void SplitToBf16Impl(const float* x, size_t x_stride, size_t rows, size_t K,
+                     uint16_t* hi, uint16_t* lo) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const hn::RebindToSigned<DF> di;
+  const hn::Rebind<uint16_t, DF> d16;
+  const size_t NL = hn::Lanes(df);
+  // bf16 bits of v in the low half of each u32 lane.
+  const auto round = [&](VF v) {
+    const auto u = hn::BitCast(du, v);
+    const auto odd = hn::And(hn::ShiftRight<16>(u), hn::Set(du, 1u));
+    const auto r = hn::ShiftRight<16>(hn::Add(u, hn::Add(hn::Set(du, 0x7fffu), odd)));
+    return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), hn::Set(du, 0x7fc0u), r);
+  };
+  const auto store = [&](hn::Vec<decltype(du)> bits, uint16_t* p) {
+    hn::StoreU(hn::DemoteTo(d16, hn::BitCast(di, bits)), d16, p);
+  };
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * x_stride;
+    uint16_t* h = hi + r * K;
+    uint16_t* l = lo + r * K;
+    size_t k = 0;
+    for (; k + NL <= K; k += NL) {
+      const VF v = hn::LoadU(df, xr + k);
+      const auto hb = round(v);
+      const VF hf = hn::BitCast(df, hn::ShiftLeft<16>(hb));
+      const auto lb = hn::IfThenElseZero(hn::RebindMask(du, hn::IsFinite(hf)),
+                                         round(hn::Sub(v, hf)));
+      store(hb, h + k);
+      store(lb, l + k);
+    }
+    for (; k < K; ++k) {
+      h[k] = F32ToBF16Bits(xr[k]);
+      const float hf = BF16BitsToF32(h[k]);
+      l[k] = std::isfinite(hf) ? F32ToBF16Bits(xr[k] - hf) : 0;
+    }
+  }
+}
+
 // ---- row kernels ----------------------------------------------------------------
 
 template <typename TW>
