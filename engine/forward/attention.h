@@ -1,6 +1,6 @@
 // The attention block of one layer: projections, RoPE, KV write and paged
 // attention, for standard GQA attention and DeepSeek's multi-head latent
-// attention (which caches the compressed latent and absorbs W_uk / W_uv).
+// attention (latent_attention.h).
 #ifndef EXPERTSERVE_ENGINE_FORWARD_ATTENTION_H_
 #define EXPERTSERVE_ENGINE_FORWARD_ATTENTION_H_
 

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <map>
 #include <set>
 #include <string>
@@ -118,13 +119,17 @@ absl::Status LoadAttention(const ModelConfig& c, const TensorResolver& r,
   // of kv_b_proj are W_uk_h [nope, rank]; keep its transpose [rank, nope].
   const int64_t nh = c.num_attention_heads, nope = c.qk_nope_head_dim,
                 v = c.v_head_dim, rank = c.kv_lora_rank;
-  const std::vector<float> kv_b = r.GetF32(p + "kv_b_proj.weight");
-  a.w_uk_t.resize(static_cast<size_t>(nh * rank * nope));
+  // Byte-wise: the transpose keeps kv_b's dtype (and values) exactly.
+  const size_t elem = kernels::DTypeSize(a.kv_b.dtype);
+  const char* kv_b = static_cast<const char*>(a.kv_b.data);
+  a.w_uk_t_dtype = a.kv_b.dtype;
+  a.w_uk_t.resize(static_cast<size_t>(nh * rank * nope) * elem);
   for (int64_t h = 0; h < nh; ++h) {
     for (int64_t n = 0; n < nope; ++n) {
-      const float* row = kv_b.data() + (h * (nope + v) + n) * rank;
+      const char* row = kv_b + static_cast<size_t>((h * (nope + v) + n) * rank) * elem;
       for (int64_t k = 0; k < rank; ++k) {
-        a.w_uk_t[(h * rank + k) * nope + n] = row[k];
+        std::memcpy(a.w_uk_t.data() + static_cast<size_t>((h * rank + k) * nope + n) * elem,
+                    row + static_cast<size_t>(k) * elem, elem);
       }
     }
   }

@@ -33,8 +33,10 @@ struct AttentionWeights {
   // Multi-head latent attention (DeepSeek).
   kernels::WeightRef q_a, q_a_norm, q_b;  // with q_lora_rank
   kernels::WeightRef kv_a, kv_a_norm, kv_b;  // [rank+rope, H], [rank], [nh*(nope+v), rank]
-  // W_uk^T per head, absorbed into the query: [nh, rank, nope] f32.
-  std::vector<float> w_uk_t;
+  // W_uk^T per head, absorbed into the query: [nh, rank, nope], in kv_b's
+  // dtype (a transpose is exact; BF16 then runs on the bf16 GEMM path).
+  std::vector<char> w_uk_t;
+  kernels::DType w_uk_t_dtype = kernels::DType::kF32;
 };
 
 struct MoeWeights {

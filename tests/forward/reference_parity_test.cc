@@ -124,6 +124,49 @@ TEST_P(ReferenceParityTest, PromptLogitsMatchInOneMixedBatch) {
   }
 }
 
+// The longest prompt in two chunks, the second (a long run starting mid-
+// context: MLA computes it in the expanded form, other architectures through
+// prefill GEMM attention) in one batch with a whole short prompt (MLA: the
+// absorbed form).
+TEST_P(ReferenceParityTest, PromptLogitsMatchWithALongChunkMidContext) {
+  ASSERT_EQ(ref_.prompts.size(), 3u);
+  const std::vector<TokenId>& longest = ref_.prompts[2];
+  constexpr size_t kFirst = 5;
+  ASSERT_GE(longest.size(), kFirst + 32);
+  KvStore kv(model_->config(), kNumBlocks, kBlockTokens);
+  const auto tables = ShuffledBlockTables(2, 4);
+  StepBatch first;
+  first.sequences.push_back({tables[0], nullptr});
+  first.AddTokens(0, longest.data(), kFirst, 0, false);
+  std::vector<float> logits;
+  ES_ASSERT_OK(model_->Forward(first, kv, pool_, logits));
+  StepBatch second;
+  second.sequences.push_back({tables[0], nullptr});
+  second.sequences.push_back({tables[1], nullptr});
+  for (size_t i = kFirst; i < longest.size(); ++i) {
+    second.AddTokens(0, &longest[i], 1, static_cast<int32_t>(i), true);
+  }
+  const std::vector<TokenId>& shorter = ref_.prompts[1];
+  for (size_t i = 0; i < shorter.size(); ++i) {
+    second.AddTokens(1, &shorter[i], 1, static_cast<int32_t>(i), true);
+  }
+  ES_ASSERT_OK(model_->Forward(second, kv, pool_, logits));
+  const size_t V = static_cast<size_t>(model_->config().vocab_size);
+  ES_ASSERT_OK_AND_ASSIGN(testing::NpyArray want_long,
+                          testing::ReadNpyF32(dir_ / "logits" / "prompt_2.npy"));
+  ES_ASSERT_OK_AND_ASSIGN(testing::NpyArray want_short,
+                          testing::ReadNpyF32(dir_ / "logits" / "prompt_1.npy"));
+  size_t row = 0;
+  for (size_t p = kFirst; p < longest.size(); ++p, ++row) {
+    EXPECT_LE(RelativeDiff(logits.data() + row * V, want_long.data.data() + p * V, V), 1e-4)
+        << "long prompt position " << p;
+  }
+  for (size_t p = 0; p < shorter.size(); ++p, ++row) {
+    EXPECT_LE(RelativeDiff(logits.data() + row * V, want_short.data.data() + p * V, V), 1e-4)
+        << "short prompt position " << p;
+  }
+}
+
 TEST_P(ReferenceParityTest, GreedyTokensMatchWithChunkedPrefillAndBatchedDecode) {
   const size_t S = ref_.prompts.size();
   KvStore kv(model_->config(), kNumBlocks, kBlockTokens);
