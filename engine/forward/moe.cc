@@ -150,9 +150,12 @@ void RunChains(std::span<const ChainJob> jobs, size_t H,
   }
   products.insert(products.end(), extra.begin(), extra.end());
   kernels::MatMulGroup(products, pool);
+  pool.ParallelFor(jobs.size(), [&](size_t i, size_t) {
+    const ChainJob& j = jobs[i];
+    kernels::SiluMul(j.gate_out, j.up_out, j.rows * j.inter, j.gate_out);
+  });
   products.clear();
   for (const ChainJob& j : jobs) {
-    kernels::SiluMul(j.gate_out, j.up_out, j.rows * j.inter, j.gate_out);
     products.push_back({j.gate_out, j.inter, j.rows, j.inter, j.down, H,
                         nullptr, j.down_out, H});
   }
@@ -233,12 +236,18 @@ void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
   float* up = up_buf.Get(inter_floats);
   float* down = down_buf.Get((routed_rows + shared_rows) * H);
   std::vector<ChainJob> jobs;
+  // Gathered row -> its token (copied in parallel below), and each token's
+  // routed rows with their weights, in slot order (the combine's order).
+  std::vector<int32_t> row_token;
+  row_token.reserve(routed_rows + gathered_shared);
+  std::vector<std::vector<std::pair<size_t, float>>> token_rows(T);
   size_t row = 0;
   for (size_t slot = 0; slot < by_slot.size(); ++slot) {
     const auto& users = by_slot[slot];
     if (users.empty()) continue;
     for (size_t i = 0; i < users.size(); ++i) {
-      std::copy_n(x + users[i].first * H, H, xs + (row + i) * H);
+      row_token.push_back(users[i].first);
+      token_rows[static_cast<size_t>(users[i].first)].emplace_back(row + i, users[i].second);
     }
     const memory::ExpertPointers p = table.SlotPointers(static_cast<SlotId>(slot));
     jobs.push_back({xs + row * H, H, users.size(),
@@ -261,11 +270,8 @@ void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
     }
     const float* in = x;
     if (!shared_is_all_base) {
-      float* dst = xs + (routed_rows + srow) * H;
-      for (size_t i = 0; i < users.size(); ++i) {
-        std::copy_n(x + users[i] * H, H, dst + i * H);
-      }
-      in = dst;
+      for (size_t t : users) row_token.push_back(static_cast<int32_t>(t));
+      in = xs + (routed_rows + srow) * H;
     }
     jobs.push_back({in, H, users.size(), m.gate, m.up, m.down, SI,
                     gate + routed_rows * I + srow * SI,
@@ -280,26 +286,40 @@ void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
     shared_gate.resize(T);
     extra.push_back({x, H, T, H, w.shared_gate, 1, nullptr, shared_gate.data(), 1});
   }
+  // The gather, the SwiGLU chains, and the combine are all parallel: at
+  // prefill sizes the copies alone move tens of MB per layer.
+  constexpr size_t kRowsPerTask = 32;
+  ctx.pool.ParallelFor((row_token.size() + kRowsPerTask - 1) / kRowsPerTask,
+                       [&](size_t task, size_t) {
+    const size_t r1 = std::min(row_token.size(), (task + 1) * kRowsPerTask);
+    for (size_t r = task * kRowsPerTask; r < r1; ++r) {
+      std::copy_n(x + static_cast<size_t>(row_token[r]) * H, H, xs + r * H);
+    }
+  });
   RunChains(jobs, H, extra, ctx.pool);
 
-  // Combine: routed experts weighted, shared experts (gated) added.
-  std::fill(out, out + T * H, 0.0f);
-  row = 0;
-  for (const auto& users : by_slot) {
-    for (const auto& [t, weight] : users) {
-      kernels::Axpy(weight, down + row * H, out + t * H, H);
-      ++row;
-    }
-  }
+  // Combine per token: routed experts weighted (in slot order), then its
+  // shared expert (gated).
+  std::vector<size_t> shared_row(has_shared ? T : 0);
   srow = 0;
   for (const auto& [s, users] : by_shared) {
-    for (size_t t : users) {
-      const float scale =
-          shared_gate.empty() ? 1.0f : 1.0f / (1.0f + std::exp(-shared_gate[t]));
-      kernels::Axpy(scale, down + (routed_rows + srow) * H, out + t * H, H);
-      ++srow;
-    }
+    for (size_t t : users) shared_row[t] = routed_rows + srow++;
   }
+  ctx.pool.ParallelFor((T + kRowsPerTask - 1) / kRowsPerTask, [&](size_t task, size_t) {
+    const size_t t1 = std::min(T, (task + 1) * kRowsPerTask);
+    for (size_t t = task * kRowsPerTask; t < t1; ++t) {
+      float* o = out + t * H;
+      std::fill(o, o + H, 0.0f);
+      for (const auto& [r, weight] : token_rows[t]) {
+        kernels::Axpy(weight, down + r * H, o, H);
+      }
+      if (has_shared) {
+        const float scale =
+            shared_gate.empty() ? 1.0f : 1.0f / (1.0f + std::exp(-shared_gate[t]));
+        kernels::Axpy(scale, down + shared_row[t] * H, o, H);
+      }
+    }
+  });
 }
 
 }  // namespace expertserve::engine
