@@ -56,8 +56,17 @@ void ThreadPool::DrainTasks(size_t worker) {
   }
 }
 
+void ThreadPool::MaybeYield(std::chrono::steady_clock::time_point& last) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last < kYieldEvery) return;
+  std::this_thread::yield();
+  yields_.fetch_add(1, std::memory_order_relaxed);
+  last = std::chrono::steady_clock::now();
+}
+
 void ThreadPool::Run(size_t num_tasks, TaskThunk thunk, const void* fn) {
   ES_DCHECK(!in_parallel_for_);  // ParallelFor is not reentrant
+  MaybeYield(owner_last_yield_);
   in_parallel_for_ = true;
   thunk_ = thunk;
   fn_ = fn;
@@ -94,6 +103,7 @@ void ThreadPool::Run(size_t num_tasks, TaskThunk thunk, const void* fn) {
 
 void ThreadPool::WorkerLoop(size_t worker) {
   uint64_t seen = 0;
+  auto last_yield = std::chrono::steady_clock::now();
   for (;;) {
     uint64_t gen = generation_.load(std::memory_order_acquire);
     for (int i = 0; gen == seen && i < kSpinIterations; ++i) {
@@ -106,6 +116,7 @@ void ThreadPool::WorkerLoop(size_t worker) {
       if (gen == seen) generation_.wait(seen, std::memory_order_seq_cst);
       sleeping_.fetch_sub(1, std::memory_order_seq_cst);
       gen = generation_.load(std::memory_order_acquire);
+      last_yield = std::chrono::steady_clock::now();  // the core is fresh
     }
     seen = gen;
     if (stop_.load(std::memory_order_acquire)) return;
@@ -127,6 +138,7 @@ void ThreadPool::WorkerLoop(size_t worker) {
     if (joined) {
       DrainTasks(worker);
       job_state_.fetch_sub(1, std::memory_order_release);
+      MaybeYield(last_yield);
     }
   }
 }

@@ -1,6 +1,7 @@
 #include "common/thread_pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <vector>
 
@@ -9,6 +10,39 @@
 
 namespace expertserve {
 namespace {
+
+void SpinFor(std::chrono::microseconds d) {
+  const auto end = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
+// A busy pool offers its core between jobs about every kYieldEvery per
+// thread, never more often, so a thread that became runnable on the same
+// core does not wait a whole forward step.
+TEST(ThreadPoolTest, BusyThreadsOfferTheirCoreBetweenJobs) {
+  ThreadPool pool(2);
+  const auto start = std::chrono::steady_clock::now();
+  // 200 jobs of 2 x 50 us: >= 10 ms of work for each of the 2 threads.
+  for (int job = 0; job < 200; ++job) {
+    pool.ParallelFor(
+        2, [](size_t, size_t) { SpinFor(std::chrono::microseconds(50)); });
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  // Every job lasts >= 50 us (the owner waits for the worker's task), so the
+  // owner alone offers at least every 4 jobs: >= 50 offers.
+  EXPECT_GE(pool.NumYields(), 50u);
+  // At most one per kYieldEvery per thread (+1 each for the first).
+  EXPECT_LE(pool.NumYields(), 2 * (elapsed / ThreadPool::kYieldEvery + 1));
+
+  // Short calls do not yield each time.
+  const uint64_t before = pool.NumYields();
+  const auto quick_start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 2000; ++i) pool.ParallelFor(2, [](size_t, size_t) {});
+  const auto quick = std::chrono::steady_clock::now() - quick_start;
+  EXPECT_LE(pool.NumYields() - before,
+            2 * (quick / ThreadPool::kYieldEvery + 1));
+}
 
 TEST(ThreadPoolTest, DefaultSizeIsAtLeastOne) {
   ThreadPool pool;
