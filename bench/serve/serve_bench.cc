@@ -27,19 +27,38 @@
 // Prints one JSON object per path and round, and a summary:
 //   throughput_ratio_median  grpc tokens/s / direct tokens/s   (goal >= 0.95)
 //   ttft_added_ms_median     grpc TTFT p50 - direct TTFT p50    (goal <= 1 ms)
+//   ttft_added_excl_prefill_ms_median
+//                            the same with each round's first engine step
+//                            (gate release -> first token of the round) taken
+//                            out of every TTFT: that step is the same work on
+//                            both paths and varies by +-2 ms between rounds,
+//                            which swamps the median above. What remains is
+//                            the arrival (start -> release), the request's
+//                            place in the step's emission, and delivery.
 //   server_overhead_ms_p50   (submit - client start) + (client receipt -
 //                            engine first token), gRPC requests
+// Per round, emit_spread_ms is first to last request's first token on the
+// engine thread (what the sinks cost it) and recv_spread_ms the same at the
+// client. Gated rounds whose first tokens came from two engine steps
+// ("split": the engine loop took its queue between two of the gate's
+// Submits) are left out of the summary and counted in split_rounds.
+// --trace 1 adds one line per request: its stamps relative to its release,
+// and the release in CLOCK_MONOTONIC microseconds, to line up with
+// `perf sched record -k mono` (how the stalls in common/thread_pool.h were
+// found).
 //
 //   expertserve-bench-serve --model DIR [--streams 16] [--max-tokens 64]
 //                           [--prompt-tokens 32] [--rounds 3]
 //                           [--client async|threads] [--gate 1|0]
-//                           [--engine-threads N]
+//                           [--engine-threads N] [--trace 0|1]
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -67,6 +86,7 @@ namespace pb = expertserve::v1;
 struct Sample {
   absl::Time start;         // client issues the request
   absl::Time submitted;     // the engine's Submit is called (probe)
+  absl::Time released;      // the probe passes it on to the engine (gate)
   absl::Time engine_first;  // the engine emits token 1 (probe, engine thread)
   absl::Time client_first;  // the client holds token 1
   absl::Time last;
@@ -97,10 +117,15 @@ class TimedEngine final : public eng::EngineInterface {
     {
       absl::MutexLock l(&mu_);
       submitted_[key] = now;
-      if (gate_ <= 1) return inner_->Submit(std::move(request), std::move(wrapped));
-      held_.push_back({std::move(request), std::move(wrapped)});
+      if (gate_ <= 1) {
+        released_[key] = now;
+        return inner_->Submit(std::move(request), std::move(wrapped));
+      }
+      held_.push_back({std::move(request), std::move(wrapped), key});
       if (static_cast<int>(held_.size()) < gate_) return absl::OkStatus();
       release.swap(held_);
+      const absl::Time t = absl::Now();
+      for (const Held& h : release) released_[h.key] = t;
     }
     for (Held& h : release) {
       absl::Status st = inner_->Submit(std::move(h.request), std::move(h.sink));
@@ -118,8 +143,10 @@ class TimedEngine final : public eng::EngineInterface {
   void Fill(const std::string& key, Sample* s) {
     absl::MutexLock l(&mu_);
     s->submitted = submitted_[key];
+    s->released = released_[key];
     s->engine_first = first_[key];
     submitted_.erase(key);
+    released_.erase(key);
     first_.erase(key);
   }
 
@@ -152,6 +179,7 @@ class TimedEngine final : public eng::EngineInterface {
   struct Held {
     eng::GenerateRequest request;
     std::shared_ptr<eng::OutputSinkInterface> sink;
+    std::string key;
   };
 
   eng::Engine* inner_;
@@ -159,6 +187,7 @@ class TimedEngine final : public eng::EngineInterface {
   int gate_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Held> held_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Time> submitted_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Time> released_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Time> first_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -175,12 +204,60 @@ double Percentile(std::vector<double> v, double p) {
 
 double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
+// CLOCK_MONOTONIC microseconds of `t` (perf's clock with -k mono).
+int64_t MonoMicros(absl::Time t) {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const absl::Time now = absl::Now();
+  return absl::ToInt64Microseconds(t - now) + ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+// One JSON line per request of a round (--trace 1), stamps relative to its
+// release to the engine.
+void PrintTrace(const std::string& path, int round, const Round& r) {
+  for (size_t i = 0; i < r.samples.size(); ++i) {
+    const Sample& s = r.samples[i];
+    const nlohmann::json j = {{"trace", path},
+                              {"round", round},
+                              {"request", i},
+                              {"start_ms", Ms(s.start - s.released)},
+                              {"submitted_ms", Ms(s.submitted - s.released)},
+                              {"engine_first_ms", Ms(s.engine_first - s.released)},
+                              {"client_first_ms", Ms(s.client_first - s.released)},
+                              {"released_mono_us", MonoMicros(s.released)}};
+    std::printf("%s\n", j.dump().c_str());
+  }
+}
+
+// Earliest / latest of a stamp over a round's samples.
+template <class F>
+std::pair<absl::Time, absl::Time> Span(const Round& r, F stamp) {
+  absl::Time lo = absl::InfiniteFuture(), hi = absl::InfinitePast();
+  for (const Sample& s : r.samples) {
+    lo = std::min(lo, stamp(s));
+    hi = std::max(hi, stamp(s));
+  }
+  return {lo, hi};
+}
+
+// Whether a round's first tokens came from more than one engine step.
+bool Split(const nlohmann::json& summary) {
+  return summary["emit_spread_ms"].get<double>() > summary["prefill_ms"].get<double>() / 4;
+}
+
 nlohmann::json Summarise(const std::string& path, const Round& r) {
-  std::vector<double> ttft, itl, pre, engine_ttft, delivery;
+  std::vector<double> ttft, ttft_excl_prefill, itl, pre, engine_ttft, delivery;
   int tokens = 0;
   absl::Time first_submit = absl::InfiniteFuture(), last_submit = absl::InfinitePast();
+  const auto emit = Span(r, [](const Sample& s) { return s.engine_first; });
+  const auto recv = Span(r, [](const Sample& s) { return s.client_first; });
+  // The round's first engine step: the last hand-off to the engine to its
+  // first token (one prefill step for all streams when gated).
+  const absl::Duration prefill =
+      emit.first - Span(r, [](const Sample& s) { return s.released; }).second;
   for (const Sample& s : r.samples) {
     ttft.push_back(Ms(s.client_first - s.start));
+    ttft_excl_prefill.push_back(Ms(s.client_first - s.start - prefill));
     pre.push_back(Ms(s.submitted - s.start));
     engine_ttft.push_back(Ms(s.engine_first - s.submitted));
     delivery.push_back(Ms(s.client_first - s.engine_first));
@@ -196,11 +273,15 @@ nlohmann::json Summarise(const std::string& path, const Round& r) {
           {"tokens_per_s", tokens / r.wall_s},
           {"ttft_ms_p50", Percentile(ttft, 0.5)},
           {"ttft_ms_p99", Percentile(ttft, 0.99)},
+          {"prefill_ms", Ms(prefill)},
+          {"ttft_excl_prefill_ms_p50", Percentile(ttft_excl_prefill, 0.5)},
           // The split of TTFT (p50 of each part).
           {"to_engine_ms_p50", Percentile(pre, 0.5)},
           {"engine_ttft_ms_p50", Percentile(engine_ttft, 0.5)},
           {"delivery_ms_p50", Percentile(delivery, 0.5)},
           {"submit_spread_ms", Ms(last_submit - first_submit)},
+          {"emit_spread_ms", Ms(emit.second - emit.first)},
+          {"recv_spread_ms", Ms(recv.second - recv.first)},
           {"itl_ms_p50", Percentile(itl, 0.5)},
           {"itl_ms_p99", Percentile(itl, 0.99)}};
 }
@@ -412,6 +493,7 @@ int main(int argc, char** argv) {
   eng::Engine engine(eo, *std::move(runner), nullptr);
   TimedEngine probe(&engine);
   const bool gate = Flag(argc, argv, "--gate", 1) != 0;
+  const bool trace = Flag(argc, argv, "--trace", 0) != 0;
 
   es::ModelCatalog catalog;
   es::ServedModel served;
@@ -429,8 +511,12 @@ int main(int argc, char** argv) {
   auto stub = pb::Inference::NewStub(
       grpc::CreateChannel((*server)->addresses()[0], grpc::InsecureChannelCredentials()));
   auto grpc_round = [&](int max, int round) {
-    return client == "async" ? GrpcAsync(*stub, probe, streams, prompt_tokens, max, round)
-                             : GrpcThreads(*stub, probe, streams, prompt_tokens, max, round);
+    Round r = client == "async" ? GrpcAsync(*stub, probe, streams, prompt_tokens, max, round)
+                                : GrpcThreads(*stub, probe, streams, prompt_tokens, max, round);
+    // The client may hold every final message before the engine loop is
+    // idle; the next round (often the direct one) starts from an idle engine.
+    engine.WaitIdle();
+    return r;
   };
 
   // Warm-up of both paths.
@@ -438,7 +524,8 @@ int main(int argc, char** argv) {
   grpc_round(4, 1000);
   if (gate) probe.SetGate(streams);
 
-  std::vector<double> tput_ratio, ttft_added, overhead;
+  std::vector<double> tput_ratio, ttft_added, ttft_added_excl_prefill, overhead;
+  int split_rounds = 0;
   for (int round = 0; round < rounds; ++round) {
     // Alternate the order so drift does not favour one path.
     Round d, g;
@@ -451,9 +538,25 @@ int main(int argc, char** argv) {
     }
     nlohmann::json dj = Summarise("direct", d), gj = Summarise("grpc-" + client, g);
     dj["round"] = gj["round"] = round;
+    // Gated, every request should get its first token from the round's first
+    // step. When the engine loop woke between two of the gate's Submits it
+    // started that step with some of them, and the rest paid a second prefill:
+    // a round not comparable between the paths (it happens to either).
+    const bool split = gate && (Split(dj) || Split(gj));
+    dj["split"] = gj["split"] = split;
     std::printf("%s\n%s\n", dj.dump().c_str(), gj.dump().c_str());
+    if (trace) {
+      PrintTrace("direct", round, d);
+      PrintTrace("grpc-" + client, round, g);
+    }
+    if (split) {
+      ++split_rounds;
+      continue;
+    }
     tput_ratio.push_back(gj["tokens_per_s"].get<double>() / dj["tokens_per_s"].get<double>());
     ttft_added.push_back(gj["ttft_ms_p50"].get<double>() - dj["ttft_ms_p50"].get<double>());
+    ttft_added_excl_prefill.push_back(gj["ttft_excl_prefill_ms_p50"].get<double>() -
+                                      dj["ttft_excl_prefill_ms_p50"].get<double>());
     for (const Sample& s : g.samples) {
       overhead.push_back(Ms(s.submitted - s.start) + Ms(s.client_first - s.engine_first));
     }
@@ -466,8 +569,12 @@ int main(int argc, char** argv) {
                             {"max_tokens", max_tokens},
                             {"prompt_tokens", prompt_tokens},
                             {"rounds", rounds},
+                            // left out of everything below
+                            {"split_rounds", split_rounds},
                             {"throughput_ratio_median", Percentile(tput_ratio, 0.5)},
                             {"ttft_added_ms_median", Percentile(ttft_added, 0.5)},
+                            {"ttft_added_excl_prefill_ms_median",
+                             Percentile(ttft_added_excl_prefill, 0.5)},
                             {"server_overhead_ms_p50", Percentile(overhead, 0.5)},
                             {"server_overhead_ms_p99", Percentile(overhead, 0.99)}};
   std::printf("%s\n", summary.dump().c_str());
