@@ -152,14 +152,19 @@ void BenchMatMul(ThreadPool& pool, const char* regime, size_t M, size_t K,
 
 // Decode attention: one query token per sequence over a long context, the
 // memory-bound case (each K/V byte is read once per token).
+// `mla`: DeepSeek's latent cache instead (16 q heads over one latent "head"
+// of 256 + 32, V read as its first 256: the absorbed decode form), which is
+// compute-bound (16 heads per key).
 void BenchAttention(ThreadPool& pool, const Machine& mach, size_t num_seqs,
-                    size_t ctx, kernels::KvDType dtype, bool quick) {
+                    size_t ctx, kernels::KvDType dtype, bool mla, bool quick) {
   kernels::PagedKvLayout L;
   L.block_tokens = 16;
-  L.num_kv_heads = 8;
-  L.k_head_dim = 128;
-  L.v_head_dim = 128;
+  L.num_kv_heads = mla ? 1 : 8;
+  L.k_head_dim = mla ? 288 : 128;
+  L.v_head_dim = mla ? 0 : 128;
   L.dtype = dtype;
+  const size_t q_heads = mla ? 16 : 32;
+  const size_t v_dim = mla ? 256 : 128;
   const size_t blocks_per_seq = (ctx + L.block_tokens - 1) / L.block_tokens;
   L.num_blocks = num_seqs * blocks_per_seq;
   // Realistic magnitudes (a constant byte pattern would be denormal and hit
@@ -188,11 +193,11 @@ void BenchAttention(ThreadPool& pool, const Machine& mach, size_t num_seqs,
     token_seq[s] = static_cast<int32_t>(s);
     token_pos[s] = static_cast<int32_t>(ctx - 1);
   }
-  const size_t q_heads = 32;
-  std::vector<float> q(num_seqs * q_heads * 128, 0.01f), out(num_seqs * q_heads * 128);
+  std::vector<float> q(num_seqs * q_heads * L.k_head_dim, 0.01f),
+      out(num_seqs * q_heads * v_dim);
   kernels::PagedAttentionArgs a;
   a.q = q.data();
-  a.q_token_stride = q_heads * 128;
+  a.q_token_stride = q_heads * L.k_head_dim;
   a.num_tokens = num_seqs;
   a.num_q_heads = q_heads;
   a.token_seq = token_seq.data();
@@ -201,16 +206,22 @@ void BenchAttention(ThreadPool& pool, const Machine& mach, size_t num_seqs,
   a.num_seqs = num_seqs;
   a.scale = 0.088f;
   a.out = out.data();
-  a.out_token_stride = q_heads * 128;
-  const kernels::PagedKvView view{L, k.data(), v.data(), false, 0};
+  a.out_token_stride = q_heads * v_dim;
+  const kernels::PagedKvView view{L, k.data(), v.data(), mla, mla ? v_dim : 0};
   const Timing t = Measure(quick ? 0.05 : 0.3, [&](size_t) { kernels::PagedAttention(a, view, pool); });
   const double bytes = static_cast<double>(k.size() + v.size());
+  const double flops = 2.0 * num_seqs * ctx * q_heads * (L.k_head_dim + v_dim);
   std::printf(
-      "{\"bench\":\"paged_attention\",\"kv_dtype\":\"%s\",\"seqs\":%zu,\"ctx\":%zu,"
-      "\"q_heads\":32,\"kv_heads\":8,\"head_dim\":128,\"us_best\":%.1f,"
-      "\"us_median\":%.1f,\"gbps\":%.2f,\"roofline_fraction\":%.3f}\n",
-      dtype == kernels::KvDType::kF32 ? "F32" : "BF16", num_seqs, ctx, t.best_s * 1e6,
-      t.median_s * 1e6, bytes / t.best_s * 1e-9, bytes / t.best_s * 1e-9 / mach.read_gbps);
+      "{\"bench\":\"paged_attention\",\"shape\":\"%s\",\"kv_dtype\":\"%s\",\"seqs\":%zu,"
+      "\"ctx\":%zu,\"q_heads\":%zu,\"kv_heads\":%zu,\"k_dim\":%zu,\"v_dim\":%zu,"
+      "\"us_best\":%.1f,\"us_median\":%.1f,\"gbps\":%.2f,\"gflops\":%.1f,"
+      "\"roofline_fraction\":%.3f}\n",
+      mla ? "mla_absorbed" : "gqa", dtype == kernels::KvDType::kF32 ? "F32" : "BF16",
+      num_seqs, ctx, q_heads, L.num_kv_heads, L.k_head_dim, v_dim, t.best_s * 1e6,
+      t.median_s * 1e6, bytes / t.best_s * 1e-9, flops / t.best_s * 1e-9,
+      // memory-bound for GQA, compute-bound for MLA's 16 heads per key
+      mla ? flops / t.best_s * 1e-9 / mach.peak_gflops
+          : bytes / t.best_s * 1e-9 / mach.read_gbps);
   std::fflush(stdout);
 }
 
@@ -287,8 +298,12 @@ int Main(int argc, char** argv) {
   }
   for (kernels::KvDType kv : {kernels::KvDType::kF32, kernels::KvDType::kBF16}) {
     if (!wanted("paged_attention")) break;
-    BenchAttention(pool, mach, 1, quick ? 512 : 4096, kv, quick);
-    BenchAttention(pool, mach, 16, quick ? 256 : 1024, kv, quick);
+    BenchAttention(pool, mach, 1, quick ? 512 : 4096, kv, false, quick);
+    BenchAttention(pool, mach, 16, quick ? 256 : 1024, kv, false, quick);
+    if (kv == kernels::KvDType::kF32) {  // the engine's KV cache is f32
+      BenchAttention(pool, mach, 1, quick ? 512 : 4096, kv, true, quick);
+      BenchAttention(pool, mach, 16, quick ? 256 : 1024, kv, true, quick);
+    }
   }
   if (!wanted("matmul")) return 0;
   using kernels::DType;

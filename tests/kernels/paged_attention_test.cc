@@ -48,7 +48,7 @@ class PagedAttentionTest : public hwy::TestWithParamTarget {
   }
 
   void RunCase(const Config& c) {
-    const std::vector<size_t> seq_lens = {1, 2 * c.block_tokens + 1, 90};
+    const std::vector<size_t> seq_lens = {1, 2 * c.block_tokens + 1, 90, 37};
     const size_t num_seqs = seq_lens.size();
     const size_t k_dim = c.qk_dim, v_dim = c.v_dim;
     PagedKvLayout layout;
@@ -102,7 +102,9 @@ class PagedAttentionTest : public hwy::TestWithParamTarget {
     }
 
     // A mixed batch: seq 1 prefills its whole context (a chunk), seq 0 and
-    // seq 2 decode their last position; tokens interleaved across sequences.
+    // seq 3 decode their last position (seq 3 over several full blocks, so
+    // the per-token kernel's register tiles of 4 keys run); tokens
+    // interleaved across sequences.
     // Seq 2 continues a chunked prefill: its last kRun positions as one run
     // that starts mid-context (longer than one 64-row query tile).
     std::vector<int32_t> token_seq, token_pos;
@@ -116,6 +118,8 @@ class PagedAttentionTest : public hwy::TestWithParamTarget {
     }
     token_seq.push_back(0);
     token_pos.push_back(0);
+    token_seq.push_back(3);
+    token_pos.push_back(static_cast<int32_t>(seq_lens[3] - 1));
     const size_t T = token_seq.size();
     const size_t q_heads = c.kv_heads * c.group;
     const size_t q_stride = q_heads * k_dim + 1;  // padded rows
@@ -222,6 +226,10 @@ TEST_P(PagedAttentionTest, MlaLatentCacheVAliasesK) {
     for (size_t bt : {2, 16}) {
       RunCase(Config{bt, 1, 4, 24 + 8, 24, true, dtype});
       RunCase(Config{bt, 1, 3, 17, 13, true, dtype});
+      // Register tiles of 4 heads x 4 keys and 4 heads x 2 vectors of V with
+      // heads, keys and dims left over; 16 heads like DeepSeek's.
+      RunCase(Config{bt, 1, 6, 48, 40, true, dtype});
+      RunCase(Config{bt, 1, 16, 72, 64, true, dtype});
     }
   }
 }

@@ -256,9 +256,20 @@ TEST_F(E2eTest, CancellationFreesKvBlocksAndDeadlinesExpire) {
   StreamResult r;
   std::thread t([&] { r = Stream(*stub_, Greedy({1, 2, 3}, 1900), &ctx, &first); });
   first.WaitForNotification();
-  const std::string busy = *HttpGet(server_.metrics_port(), "/metrics");
-  EXPECT_GT(MetricValue(busy, "expertserve:kv_cache_usage_perc{model_name=\"tiny\"}"), 0)
-      << busy;
+  // The engine publishes its stats after each step, so the first token can
+  // reach us before the step that produced it is reflected: poll (the
+  // stream runs for 1900 tokens).
+  std::string busy;
+  double busy_usage = 0;
+  for (int i = 0; i < 200 && busy_usage <= 0; ++i) {
+    auto m = HttpGet(server_.metrics_port(), "/metrics");
+    if (m) {
+      busy = *m;
+      busy_usage = MetricValue(busy, "expertserve:kv_cache_usage_perc{model_name=\"tiny\"}");
+    }
+    if (busy_usage <= 0) absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_GT(busy_usage, 0) << busy;
   ctx.TryCancel();
   t.join();
   EXPECT_EQ(r.status.error_code(), grpc::CANCELLED);

@@ -628,6 +628,105 @@ HWY_INLINE void PrefetchRows(const void* base, size_t n, size_t row_bytes,
 // (contiguous within each token) are consumed together: per-head passes
 // would touch one 4 KiB page per key and thrash the TLB on long contexts.
 // scratch: [group * block_tokens + 2 * num_q_heads] floats.
+// scores[g * bt + j] = scale * q_g · k_j for the `group` q heads sharing a
+// kv head and the block's n_in keys, in register tiles of MR heads × 4 keys
+// so each key vector loaded serves several heads (MLA's 16 heads share one
+// latent: one dot product at a time was load-bound, with a horizontal sum per
+// key and head).
+template <typename TKV>
+HWY_INLINE void ScoreBlock(const float* HWY_RESTRICT q, size_t group, size_t qk_dim,
+                           const TKV* HWY_RESTRICT kb, size_t k_stride, size_t n_in,
+                           float scale, size_t bt, float* HWY_RESTRICT scores) {
+  constexpr size_t MR = kHasDot4x4 ? 4 : 2;
+  float tile[16];
+  size_t g = 0;
+  for (; g + MR <= group; g += MR) {
+    size_t j = 0;
+    for (; j + 4 <= n_in; j += 4) {
+      if constexpr (kHasDot4x4) {
+        Dot4x4(q + g * qk_dim, qk_dim, kb + j * k_stride, k_stride, qk_dim, tile);
+      } else {
+        Dot4xMR<2>(q + g * qk_dim, qk_dim, kb + j * k_stride, k_stride, qk_dim, tile);
+      }
+      for (size_t m = 0; m < MR; ++m) {
+        for (size_t c = 0; c < 4; ++c) scores[(g + m) * bt + j + c] = scale * tile[m * 4 + c];
+      }
+    }
+    for (; j < n_in; ++j) {
+      for (size_t m = 0; m < MR; ++m) {
+        scores[(g + m) * bt + j] = scale * DotT(q + (g + m) * qk_dim, kb + j * k_stride, qk_dim);
+      }
+    }
+  }
+  for (; g < group; ++g) {
+    for (size_t j = 0; j < n_in; ++j) {
+      scores[g * bt + j] = scale * DotT(q + g * qk_dim, kb + j * k_stride, qk_dim);
+    }
+  }
+}
+
+// out[g, :] += Σ_j p[g * bt + j] v_j for the block's n_in values, 4 heads at a
+// time with their [4, 2 vectors] slice of out held in registers across the
+// keys (one axpy per key and head re-loaded and re-stored out every time).
+template <typename TKV>
+HWY_INLINE void AccumulateBlockPV(const float* HWY_RESTRICT p, size_t bt, size_t group,
+                                  const TKV* HWY_RESTRICT vb, size_t v_stride, size_t n_in,
+                                  size_t v_dim, float* HWY_RESTRICT out) {
+  const DF df;
+  const size_t NL = hn::Lanes(df);
+  size_t g = 0;
+  for (; g + 4 <= group; g += 4) {
+    float* o0 = out + g * v_dim;
+    float* o1 = o0 + v_dim;
+    float* o2 = o1 + v_dim;
+    float* o3 = o2 + v_dim;
+    const float* p0 = p + g * bt;
+    size_t d = 0;
+    for (; d + 2 * NL <= v_dim; d += 2 * NL) {
+      VF a0 = hn::LoadU(df, o0 + d), b0 = hn::LoadU(df, o0 + d + NL);
+      VF a1 = hn::LoadU(df, o1 + d), b1 = hn::LoadU(df, o1 + d + NL);
+      VF a2 = hn::LoadU(df, o2 + d), b2 = hn::LoadU(df, o2 + d + NL);
+      VF a3 = hn::LoadU(df, o3 + d), b3 = hn::LoadU(df, o3 + d + NL);
+      for (size_t j = 0; j < n_in; ++j) {
+        const VF va = LoadF32(df, vb + j * v_stride + d);
+        const VF vc = LoadF32(df, vb + j * v_stride + d + NL);
+        const VF w0 = hn::Set(df, p0[j]), w1 = hn::Set(df, p0[bt + j]);
+        const VF w2 = hn::Set(df, p0[2 * bt + j]), w3 = hn::Set(df, p0[3 * bt + j]);
+        a0 = hn::MulAdd(w0, va, a0);
+        b0 = hn::MulAdd(w0, vc, b0);
+        a1 = hn::MulAdd(w1, va, a1);
+        b1 = hn::MulAdd(w1, vc, b1);
+        a2 = hn::MulAdd(w2, va, a2);
+        b2 = hn::MulAdd(w2, vc, b2);
+        a3 = hn::MulAdd(w3, va, a3);
+        b3 = hn::MulAdd(w3, vc, b3);
+      }
+      hn::StoreU(a0, df, o0 + d);
+      hn::StoreU(b0, df, o0 + d + NL);
+      hn::StoreU(a1, df, o1 + d);
+      hn::StoreU(b1, df, o1 + d + NL);
+      hn::StoreU(a2, df, o2 + d);
+      hn::StoreU(b2, df, o2 + d + NL);
+      hn::StoreU(a3, df, o3 + d);
+      hn::StoreU(b3, df, o3 + d + NL);
+    }
+    for (; d < v_dim; ++d) {
+      for (size_t j = 0; j < n_in; ++j) {
+        const float v = ScalarF32(vb + j * v_stride + d);
+        o0[d] += p0[j] * v;
+        o1[d] += p0[bt + j] * v;
+        o2[d] += p0[2 * bt + j] * v;
+        o3[d] += p0[3 * bt + j] * v;
+      }
+    }
+  }
+  for (; g < group; ++g) {
+    for (size_t j = 0; j < n_in; ++j) {
+      AxpyT(p[g * bt + j], vb + j * v_stride, out + g * v_dim, v_dim);
+    }
+  }
+}
+
 template <typename TKV>
 void AttentionTask(const PagedAttentionArgs& a, const PagedKvView& kv,
                    size_t t, size_t kvh0, size_t kvh1, float* HWY_RESTRICT scratch) {
@@ -682,12 +781,7 @@ void AttentionTask(const PagedAttentionArgs& a, const PagedKvView& kv,
       const size_t h0 = (kvh - kvh0) * group;  // first q head, task-relative
       const float* q = q0 + h0 * qk_dim;
       float* out = out0 + h0 * v_dim;
-      for (size_t j = 0; j < n_in; ++j) {
-        const TKV* kj = kb + j * L.KTokenStride();
-        for (size_t g = 0; g < group; ++g) {
-          scores[g * bt + j] = a.scale * DotT(q + g * qk_dim, kj, qk_dim);
-        }
-      }
+      ScoreBlock(q, group, qk_dim, kb, L.KTokenStride(), n_in, a.scale, bt, scores);
       for (size_t g = 0; g < group; ++g) {
         float* sg = scores + g * bt;
         float bmax = -INFINITY;
@@ -700,12 +794,7 @@ void AttentionTask(const PagedAttentionArgs& a, const PagedKvView& kv,
         }
         l[h0 + g] += ExpShiftedSum(sg, n_in, m[h0 + g]);
       }
-      for (size_t j = 0; j < n_in; ++j) {
-        const TKV* vj = vb + j * v_token_stride;
-        for (size_t g = 0; g < group; ++g) {
-          AxpyT(scores[g * bt + j], vj, out + g * v_dim, v_dim);
-        }
-      }
+      AccumulateBlockPV(scores, bt, group, vb, v_token_stride, n_in, v_dim, out);
     }
   }
   for (size_t h = 0; h < heads; ++h) ScaleF(1.0f / l[h], out0 + h * v_dim, v_dim);
