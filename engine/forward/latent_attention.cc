@@ -4,13 +4,17 @@
 // - absorbed (decode, short chunks): q_nope·k_nope = (W_uk_h^T q_nope)·c_t and
 //   v = W_uv_h Σ p_t c_t, so attention runs over [c_t, k_pe_t] directly with
 //   one shared "kv head": nothing per context token is recomputed, but every
-//   query-key pair costs rank + rope + rank MACs per head (544 for
-//   DeepSeek-V2-Lite's shapes, 288 + 256 here's bench model).
+//   query-key pair costs rank + rope + rank MACs per head (544 for the bench
+//   model, 1088 for DeepSeek-V2-Lite), and every query R = rank (nope + v)
+//   per head for W_uk and W_uv.
 // - expanded (prefill runs): k_nope and v of every context token are
-//   recomputed once from the latents (one GEMM on kv_b_proj), then standard
-//   attention costs nope + rope + v MACs per pair and head (160 for the bench
-//   model: 3.4x fewer). Recomputing costs rank x nh (nope + v) MACs per
-//   context token, which a run of n tokens shares, so it wins from n ≈ 30 up.
+//   recomputed from the latents (one GEMM on kv_b_proj: R per context token
+//   and head), then standard attention costs nope + rope + v MACs per pair
+//   and head (160 for the bench model: 3.4x fewer; 320 for V2-Lite).
+//   Against the absorbed form it pays p0 R more (the context before the run)
+//   and saves S per pair, so a run of n tokens from position p0 takes it
+//   when (n p0 + n (n + 1) / 2) S >= p0 R: always from the start of a
+//   prompt, only long chunks deep into one.
 //
 // Both are exact rewrites of the same attention; HF computes the expanded one.
 #include "engine/forward/latent_attention.h"
@@ -26,11 +30,13 @@ namespace {
 using kernels::MatMulArgs;
 
 // Runs of at least this many tokens of one sequence at consecutive positions
-// take the expanded form (see the cost model above).
+// may take the expanded form (see the cost model above)...
 constexpr size_t kExpandMinTokens = 32;
-// ... unless its per-context temporaries (recomputed K and V) would exceed
-// this: a 32k-token context of DeepSeek-V2-Lite needs ~0.8 GB.
+// ... unless its per-context temporaries would exceed this (DeepSeek-V2-Lite
+// needs ~60 KB per context token: ~0.5 GB at 8k).
 constexpr size_t kExpandMaxBytes = size_t{512} << 20;
+// Scratch past this is released after the step.
+constexpr size_t kKeepFloats = size_t{16} << 20;
 
 struct MlaDims {
   size_t H, nh, nope, rope, vd, rank, qk;
@@ -42,9 +48,18 @@ struct MlaDims {
         vd(static_cast<size_t>(c.v_head_dim)),
         rank(static_cast<size_t>(c.kv_lora_rank)),
         qk(nope + rope) {}
-  // Floats of the expanded form's temporaries for `ctx` context tokens.
+  // Floats of the expanded form's temporaries for `ctx` context tokens: the
+  // latents, kv_b's output, K and V, and (bounded by its own budget)
+  // PrefillAttention's gathered copies, counted in full.
   size_t ExpandFloats(size_t ctx) const {
-    return ctx * (rank + rope + nh * (nope + vd) + nh * qk + nh * vd);
+    return ctx * (rank + rope + nh * (nope + vd) + 2 * nh * (qk + vd));
+  }
+  // Whether a run of n tokens from position p0 is cheaper expanded.
+  bool ExpandPays(size_t p0, size_t n) const {
+    const double saved_per_pair = static_cast<double>(2 * rank + rope) - (qk + vd);
+    const double recompute_per_token = static_cast<double>(rank) * (nope + vd);
+    const double pairs = static_cast<double>(n) * p0 + n * (n + 1) / 2.0;
+    return pairs * saved_per_pair >= static_cast<double>(p0) * recompute_per_token;
   }
 };
 
@@ -225,6 +240,7 @@ void ExpandedAttention(const LayerContext& ctx, const MlaDims& d,
   args.out_token_stride = d.nh * d.vd;
   kernels::PagedAttention(args, kernels::PagedKvView{dense, keys, vals, false, 0},
                           ctx.pool);
+  for (Scratch* s : {&lat_buf, &kvb_buf, &k_buf, &v_buf}) s->ReleaseIfLarger(kKeepFloats);
 }
 
 }  // namespace
@@ -250,9 +266,9 @@ void LatentAttention(const LayerContext& ctx, int64_t layer,
            b.positions[e] == b.positions[e - 1] + 1) {
       ++e;
     }
-    const size_t n_ctx = static_cast<size_t>(b.positions[t]) + (e - t);
-    if (e - t >= kExpandMinTokens &&
-        d.ExpandFloats(n_ctx) * sizeof(float) <= kExpandMaxBytes) {
+    const size_t p0 = static_cast<size_t>(b.positions[t]);
+    if (e - t >= kExpandMinTokens && d.ExpandPays(p0, e - t) &&
+        d.ExpandFloats(p0 + (e - t)) * sizeof(float) <= kExpandMaxBytes) {
       ExpandedAttention(ctx, d, w, view, q, t, e - t,
                         values + t * d.nh * d.vd);
     } else {

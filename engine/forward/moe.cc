@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <utility>
 
 #include "common/check.h"
 #include "engine/forward/scratch.h"
@@ -150,9 +151,20 @@ void RunChains(std::span<const ChainJob> jobs, size_t H,
   }
   products.insert(products.end(), extra.begin(), extra.end());
   kernels::MatMulGroup(products, pool);
-  pool.ParallelFor(jobs.size(), [&](size_t i, size_t) {
-    const ChainJob& j = jobs[i];
-    kernels::SiluMul(j.gate_out, j.up_out, j.rows * j.inter, j.gate_out);
+  // SiluMul in tasks of ~64K elements: per job, a dense MLP's one job at
+  // prefill (512 x 4096) would be serial.
+  constexpr size_t kSiluElems = size_t{1} << 16;
+  std::vector<std::pair<size_t, size_t>> silu;  // (job, first row)
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const size_t step = std::max<size_t>(1, kSiluElems / std::max<size_t>(jobs[i].inter, 1));
+    for (size_t r = 0; r < jobs[i].rows; r += step) silu.emplace_back(i, r);
+  }
+  pool.ParallelFor(silu.size(), [&](size_t t, size_t) {
+    const ChainJob& j = jobs[silu[t].first];
+    const size_t step = std::max<size_t>(1, kSiluElems / std::max<size_t>(j.inter, 1));
+    const size_t r0 = silu[t].second, r1 = std::min(j.rows, r0 + step);
+    float* g = j.gate_out + r0 * j.inter;
+    kernels::SiluMul(g, j.up_out + r0 * j.inter, (r1 - r0) * j.inter, g);
   });
   products.clear();
   for (const ChainJob& j : jobs) {

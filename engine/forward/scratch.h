@@ -19,6 +19,11 @@ class Scratch {
     if (buf_.size() < n) buf_.resize(n);
     return buf_.data();
   }
+  // Frees the memory if it grew past `max_floats` (a rare long-context
+  // step should not pin its peak for the life of the thread).
+  void ReleaseIfLarger(size_t max_floats) {
+    if (buf_.capacity() > max_floats) std::vector<float>().swap(buf_);
+  }
 
  private:
   std::vector<float> buf_;

@@ -6,9 +6,10 @@
 // Conventions: activations are f32, row-major, contiguous unless a `*_stride`
 // (in elements) says otherwise. Weights are row-major `WeightRef`s in F32, BF16
 // or F16, used in place from the checkpoint mapping (unaligned is fine), and
-// every kernel accumulates in f32. All functions are thread-safe (no shared
-// mutable state) except that a ThreadPool is thread-compatible: only one
-// thread at a time may run a kernel on a given pool.
+// every kernel accumulates in f32. All functions are thread-safe (shared
+// state is only thread-safe one-time initialisation; caches are per thread)
+// except that a ThreadPool is thread-compatible: only one thread at a time
+// may run a kernel on a given pool.
 #ifndef EXPERTSERVE_ENGINE_KERNELS_KERNELS_H_
 #define EXPERTSERVE_ENGINE_KERNELS_KERNELS_H_
 
@@ -27,7 +28,7 @@ namespace expertserve::kernels {
 // Which implementation MatMul uses. kAuto picks per shape regime from
 // measurements (engine/kernels/README.md); the others exist for benchmarks
 // and tests. kOneDnnSplitBf16 runs BF16 weights on the CPU's bf16 matrix
-// units with x split into two bf16 terms (each product within 2^-18 of f32;
+// units with x split into two bf16 terms (each product within 2^-17 of f32;
 // cpu/matmul_split_bf16.cc); for other weight dtypes, or where oneDNN cannot
 // build a bf16 matmul, it runs as kOneDnn.
 enum class MatMulBackend : uint8_t { kAuto, kHighway, kOneDnn, kOneDnnSplitBf16 };

@@ -167,6 +167,36 @@ TEST_P(ReferenceParityTest, PromptLogitsMatchWithALongChunkMidContext) {
   }
 }
 
+// The longest prompt in two chunks of 16-31 tokens: prefill GEMM attention
+// (MLA: its absorbed form, V aliasing the latent) and, with BF16 weights, the
+// split-BF16 GEMMs, which need M >= 16.
+TEST_P(ReferenceParityTest, PromptLogitsMatchInMediumChunks) {
+  const std::vector<TokenId>& longest = ref_.prompts[2];
+  constexpr size_t kFirst = 20;
+  ASSERT_GE(longest.size(), kFirst + 16);
+  ASSERT_LT(longest.size(), kFirst + 32);
+  KvStore kv(model_->config(), kNumBlocks, kBlockTokens);
+  const auto tables = ShuffledBlockTables(1, 4);
+  ES_ASSERT_OK_AND_ASSIGN(testing::NpyArray want,
+                          testing::ReadNpyF32(dir_ / "logits" / "prompt_2.npy"));
+  const size_t V = static_cast<size_t>(model_->config().vocab_size);
+  for (const auto& [start, end] : {std::pair<size_t, size_t>{0, kFirst},
+                                   std::pair<size_t, size_t>{kFirst, longest.size()}}) {
+    StepBatch batch;
+    batch.sequences.push_back({tables[0], nullptr});
+    for (size_t i = start; i < end; ++i) {
+      batch.AddTokens(0, &longest[i], 1, static_cast<int32_t>(i), true);
+    }
+    std::vector<float> logits;
+    ES_ASSERT_OK(model_->Forward(batch, kv, pool_, logits));
+    for (size_t p = start; p < end; ++p) {
+      EXPECT_LE(RelativeDiff(logits.data() + (p - start) * V, want.data.data() + p * V, V),
+                1e-4)
+          << "position " << p;
+    }
+  }
+}
+
 TEST_P(ReferenceParityTest, GreedyTokensMatchWithChunkedPrefillAndBatchedDecode) {
   const size_t S = ref_.prompts.size();
   KvStore kv(model_->config(), kNumBlocks, kBlockTokens);

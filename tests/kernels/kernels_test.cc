@@ -261,7 +261,7 @@ TEST_P(KernelsTest, ConvertToF32) {
 TEST_P(KernelsTest, SplitToBf16) {
   const float specials[] = {0.0f, -0.0f, 1.0f, 1.00390625f /* a bf16 tie */,
                             1e-40f /* denormal */, 3.3895e38f /* rounds to inf */,
-                            INFINITY, -INFINITY, NAN};
+                            INFINITY, -INFINITY, NAN, -NAN};
   for (size_t n : SweepSizes()) {
     for (size_t offset = 0; offset < 4; ++offset) {
       std::vector<float> x = RandomF32(rng_, 2 * (n + offset), -100.0f, 100.0f);

@@ -29,7 +29,8 @@ struct MatMulPlan {
 };
 
 // Plans `args` (M, N > 0) on `backend` (not kAuto) as about `target_tasks`
-// tasks (1: a single task, run inline).
+// tasks (1: a single task, run inline). Deterministic; the first
+// kOneDnnSplitBf16 plan also runs the one-time oneDNN probe.
 MatMulPlan PlanMatMul(const MatMulArgs& args, MatMulBackend backend,
                       size_t target_tasks);
 
@@ -52,7 +53,8 @@ void MatMulOneDnnTask(const MatMulArgs& args, const MatMulPlan& plan,
 // Causal attention for tokens [first, first + count) of `args`, which belong
 // to one sequence at consecutive positions, as GEMMs over the gathered
 // context (cpu/attention_prefill.cc). Scores are computed in passes of at
-// most `score_budget` floats (query tiles × q heads; tests make it small).
+// most `score_budget` floats (query tiles × q heads; tests make it small),
+// and kv heads are gathered in chunks of at most 2 × `score_budget` floats.
 // Not for use inside a pool task.
 inline constexpr size_t kPrefillScoreBudget = size_t{8} << 20;  // 32 MiB
 void PrefillAttention(const PagedAttentionArgs& args, const PagedKvView& kv,

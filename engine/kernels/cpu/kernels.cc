@@ -120,6 +120,11 @@ void SplitXForBf16(std::span<const MatMulArgs> products,
                    std::vector<MatMulPlan>& plans, ThreadPool& pool) {
   constexpr size_t kRowsPerTask = 16;
   thread_local std::vector<uint16_t> buffer;
+  if (std::none_of(plans.begin(), plans.end(), [](const MatMulPlan& p) {
+        return p.backend == MatMulBackend::kOneDnnSplitBf16;
+      })) {
+    return;  // decode: nothing to split, nothing to allocate
+  }
   std::vector<size_t> offset(products.size()), owner(products.size());
   std::vector<std::pair<size_t, size_t>> tasks;  // (product, first row)
   size_t total = 0;

@@ -2,18 +2,18 @@
 // CPU's bf16 matrix units (AMX tiles, or AVX512-BF16 dot products).
 //
 // x is split into two bf16 terms, x = hi + lo + r with hi = bf16(x),
-// lo = bf16(x - hi) and |r| <= 2^-18 |x|; bf16 × bf16 products are exact in
-// the f32 accumulators, so y = hi·W + lo·W keeps every term within 2^-18 of
-// the f32 product: far inside the engine's f32 parity budget, unlike the
-// single bf16 rounding of x that bf16 inference usually does (2^-9). Two bf16
+// lo = bf16(x - hi) and |r| <= 2^-17 |x|; bf16 × bf16 products are exact in
+// the f32 accumulators, so y = hi·W + lo·W keeps every term within 2^-17 of
+// the f32 product (relative to Σ|x||w|): far inside the engine's f32 parity
+// budget, unlike the single bf16 rounding of x that bf16 inference usually
+// does (2^-8). A finite x just below FLT_MAX rounds hi to inf (f32 would
+// not); activations never come near it. Two bf16
 // passes still cost less than one f32 pass: on this repository's Emerald
 // Rapids VM, one core ran a 512 x 2048 x 256 product at 880-930 GFLOP/s this
 // way against 220 for oneDNN's f32 sgemm (engine/kernels/README.md).
 #include <algorithm>
 #include <map>
 #include <memory>
-#include <string>
-#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -64,8 +64,12 @@ dnnl_memory_desc_t Desc2D(size_t rows, size_t cols, dnnl_data_type_t dt,
 }
 
 // A bf16 matmul primitive dst[M, N] (+)= src[M, K] · W^T for W [N, K]
-// row-major with row stride K, or null if this oneDNN cannot build one.
-// oneDNN's primitive cache makes a repeated shape cost a few microseconds.
+// row-major with row stride K, or !ok() if this oneDNN cannot build one.
+// Written against oneDNN 2.x's C API (Debian 12; 3.x renamed the op
+// descriptors). Thread-compatible, and Run() only on the thread that built
+// it: Debian's oneDNN keeps one scratchpad per thread
+// (DNNL_ENABLE_CONCURRENT_EXEC off), so a primitive shared across threads
+// would race on it — hence the per-thread cache below, not a shared one.
 class Bf16MatMul {
  public:
   Bf16MatMul(size_t M, size_t K, size_t N, size_t dst_stride, bool accumulate)
@@ -86,9 +90,6 @@ class Bf16MatMul {
     dnnl_primitive_desc_t pd = nullptr;
     if (dnnl_primitive_desc_create(&pd, &op, attr, CpuEngine(), nullptr) ==
         dnnl_success) {
-      const char* impl = nullptr;
-      dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-      impl_ = impl != nullptr ? impl : "";
       if (dnnl_primitive_create(&prim_, pd) != dnnl_success) prim_ = nullptr;
       dnnl_primitive_desc_destroy(pd);
     }
@@ -101,7 +102,6 @@ class Bf16MatMul {
   Bf16MatMul& operator=(const Bf16MatMul&) = delete;
 
   bool ok() const { return prim_ != nullptr; }
-  std::string_view impl() const { return impl_; }
 
   void Run(const uint16_t* src, const void* w, float* dst) const {
     dnnl_memory_t m[3];
@@ -117,13 +117,12 @@ class Bf16MatMul {
  private:
   dnnl_memory_desc_t src_, wei_, dst_;
   dnnl_primitive_t prim_ = nullptr;
-  std::string impl_;
 };
 
-// This thread's primitive for a shape: building one costs ~6 us even when
-// oneDNN's own cache has it (a MoE prefill layer runs ~200 products), a map
-// lookup here. Bounded: cleared past kMaxCached shapes, so a reference is
-// only valid until the next call.
+// This thread's primitive for a shape (per thread for correctness, see
+// Bf16MatMul; building one costs ~6 us even when oneDNN's own cache has it,
+// and a MoE prefill layer runs ~200 products). Bounded: cleared past
+// kMaxCached shapes, so a reference is only valid until the next call.
 const Bf16MatMul& CachedBf16MatMul(size_t M, size_t K, size_t N,
                                    size_t dst_stride, bool accumulate) {
   constexpr size_t kMaxCached = 4096;
@@ -146,17 +145,23 @@ const Bf16MatMul& CachedBf16MatMul(size_t M, size_t K, size_t N,
 // M = 128: 645 vs 763; M = 512: 550-880 vs 680-930.
 constexpr size_t kTwoPassMinM = 128;
 
+// What this oneDNN can do with bf16 matmuls on this CPU. Immutable after
+// the first call (a function-local static).
 struct Probe {
-  bool available = false;
-  bool native = false;
+  bool available = false;  // both primitive variants build (maybe emulated)
+  bool native = false;     // ... on AVX512-BF16 or AMX hardware
 };
 
 const Probe& ProbeBf16() {
   static const Probe probe = [] {
-    Bf16MatMul m(64, 256, 64, 64, false);
-    // Without AMX or AVX512-BF16, oneDNN emulates bf16 (or cannot build the
+    const Bf16MatMul plain(64, 256, 64, 64, false);
+    const Bf16MatMul accumulate(64, 256, 64, 64, true);
+    const bool available = plain.ok() && accumulate.ok();
+    // Without AVX512-BF16 or AMX, oneDNN emulates bf16 (or cannot build the
     // primitive at all): the f32 backend is then faster.
-    return Probe{m.ok(), m.ok() && m.impl().find("bf16") != std::string_view::npos};
+    const bool native = available && dnnl_get_effective_cpu_isa() >=
+                                         dnnl_cpu_isa_avx512_core_bf16;
+    return Probe{available, native};
   }();
   return probe;
 }
@@ -173,7 +178,8 @@ void MatMulSplitBf16Task(const MatMulArgs& a, const MatMulPlan& plan,
   const size_t rows = n1 - n0;
   const uint16_t* hi = plan.x_bf16;  // [M, K], then lo [M, K]
   const uint16_t* lo = hi + a.M * a.K;
-  const void* w = static_cast<const uint16_t*>(a.w.data) + n0 * a.K;
+  // Byte arithmetic: weights may sit at any address (dtype.h).
+  const void* w = static_cast<const char*>(a.w.data) + n0 * a.K * sizeof(uint16_t);
   float* y = a.y + n0;
   if (a.M >= kTwoPassMinM) {
     const Bf16MatMul& first = CachedBf16MatMul(a.M, a.K, rows, a.y_stride, false);

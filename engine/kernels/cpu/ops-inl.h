@@ -441,7 +441,9 @@ void SplitToBf16Impl(const float* x, size_t x_stride, size_t rows, size_t K,
     const auto u = hn::BitCast(du, v);
     const auto odd = hn::And(hn::ShiftRight<16>(u), hn::Set(du, 1u));
     const auto r = hn::ShiftRight<16>(hn::Add(u, hn::Add(hn::Set(du, 0x7fffu), odd)));
-    return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), hn::Set(du, 0x7fc0u), r);
+    // NaN: its top bits with the quiet bit set, as F32ToBF16Bits does.
+    const auto nan = hn::Or(hn::ShiftRight<16>(u), hn::Set(du, 0x40u));
+    return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), nan, r);
   };
   const auto store = [&](hn::Vec<decltype(du)> bits, uint16_t* p) {
     hn::StoreU(hn::DemoteTo(d16, hn::BitCast(di, bits)), d16, p);
@@ -621,13 +623,6 @@ HWY_INLINE void PrefetchRows(const void* base, size_t n, size_t row_bytes,
   }
 }
 
-// One token × kv heads [kvh0, kvh1) with every q head of their GQA groups
-// (each key/value row is read once per group), online softmax over the
-// token's context one block at a time (one rescale per block and head).
-// Blocks are the outer loop so a block's rows for all of the chunk's heads
-// (contiguous within each token) are consumed together: per-head passes
-// would touch one 4 KiB page per key and thrash the TLB on long contexts.
-// scratch: [group * block_tokens + 2 * num_q_heads] floats.
 // scores[g * bt + j] = scale * q_g · k_j for the `group` q heads sharing a
 // kv head and the block's n_in keys, in register tiles of MR heads × 4 keys
 // so each key vector loaded serves several heads (MLA's 16 heads share one
@@ -727,6 +722,13 @@ HWY_INLINE void AccumulateBlockPV(const float* HWY_RESTRICT p, size_t bt, size_t
   }
 }
 
+// One token × kv heads [kvh0, kvh1) with every q head of their GQA groups
+// (each key/value row is read once per group), online softmax over the
+// token's context one block at a time (one rescale per block and head).
+// Blocks are the outer loop so a block's rows for all of the chunk's heads
+// (contiguous within each token) are consumed together: per-head passes
+// would touch one 4 KiB page per key and thrash the TLB on long contexts.
+// scratch: [group * block_tokens + 2 * num_q_heads] floats.
 template <typename TKV>
 void AttentionTask(const PagedAttentionArgs& a, const PagedKvView& kv,
                    size_t t, size_t kvh0, size_t kvh1, float* HWY_RESTRICT scratch) {
