@@ -143,10 +143,18 @@ absl::StatusOr<KvPlan> BlockManager::Prepare(
       }
       sp.num_query_tokens = static_cast<int32_t>(r.prefix_tokens.size());
       const PrefixMatch m = MatchPrefix(r.prefix_tokens, r.salt);
+      sp.cached_tokens = m.num_blocks * block_tokens_;
+      if (r.max_cached_tokens >= 0) {
+        sp.cached_tokens = std::min(sp.cached_tokens, r.max_cached_tokens);
+      }
+      // Blocks holding the cached tokens; a partly used last one is copied
+      // before the step writes into it (it stays cached as it is).
+      const int32_t num_hit = CeilDiv(sp.cached_tokens, block_tokens_);
+      sp.copy_on_write = sp.cached_tokens % block_tokens_ != 0;
       // Walk again to collect the ids (MatchPrefix only counts).
       BlockId parent = -1;
       uint64_t h = r.salt;
-      for (int32_t i = 0; i < m.num_blocks; ++i) {
+      for (int32_t i = 0; i < num_hit; ++i) {
         auto chunk = r.prefix_tokens.subspan(
             static_cast<size_t>(i) * static_cast<size_t>(block_tokens_),
             static_cast<size_t>(block_tokens_));
@@ -158,8 +166,8 @@ absl::StatusOr<KvPlan> BlockManager::Prepare(
         parent = b;
       }
       sp.num_fresh_blocks =
-          CeilDiv(m.num_blocks * block_tokens_ + r.num_new_tokens, block_tokens_) -
-          m.num_blocks;
+          CeilDiv(sp.cached_tokens + r.num_new_tokens, block_tokens_) - num_hit +
+          (sp.copy_on_write ? 1 : 0);
     } else {
       auto it = tables_.find(r.seq);
       if (it == tables_.end()) {
@@ -191,13 +199,17 @@ void BlockManager::Apply(const KvPlan& plan, std::vector<BlockCopy>& copies) {
     SeqTable& t = tables_[sp.seq];
     ES_CHECK(t.blocks.empty());
     t.salt = sp.salt;
+    // Only fully reused blocks count as hashed: a partly reused one is
+    // replaced by its copy below and hashed again once full.
+    t.num_hashed_blocks = sp.cached_tokens / block_tokens_;
     for (BlockId b : sp.prefix_hit) {
       Ref(b);
       t.blocks.push_back(b);
-      t.hashes.push_back(blocks_[static_cast<size_t>(b)].hash);
+      if (t.hashes.size() < static_cast<size_t>(t.num_hashed_blocks)) {
+        t.hashes.push_back(blocks_[static_cast<size_t>(b)].hash);
+      }
     }
-    t.num_tokens = static_cast<int32_t>(sp.prefix_hit.size()) * block_tokens_;
-    t.num_hashed_blocks = static_cast<int32_t>(sp.prefix_hit.size());
+    t.num_tokens = sp.cached_tokens;
     prefix_hits_ += t.num_tokens;
     prefix_queries_ += sp.num_query_tokens;
   }

@@ -49,14 +49,19 @@ struct KvRequest {
   // preemption): its table is created, reusing cached full blocks that
   // match a prefix of `prefix_tokens`.
   bool is_new = false;
-  // New sequences only: tokens eligible for a prefix-cache match (the caller
-  // passes at most num_tokens - 1 of them, so at least one token is computed
-  // and yields logits; empty disables the match).
+  // New sequences only: tokens eligible for a prefix-cache match (empty
+  // disables the match).
   std::span<const TokenId> prefix_tokens;
   uint64_t salt = 0;
   // Tokens the step writes, starting right after what the sequence already
   // holds (for a new sequence: after the prefix-cache hit).
   int32_t num_new_tokens = 0;
+  // New sequences only: at most this many matched tokens count as computed
+  // (-1: all). The engine passes num_tokens - 1 with all tokens eligible, so
+  // a fully cached prompt recomputes only its last token (which yields the
+  // logits): the last matched block is then reused up to that token and
+  // copied before the write (copy_on_write), rather than recomputed whole.
+  int32_t max_cached_tokens = -1;
 };
 
 struct KvSeqPlan {
@@ -65,6 +70,7 @@ struct KvSeqPlan {
   uint64_t salt = 0;
   int32_t num_query_tokens = 0;     // new sequences: prefix_tokens.size()
   std::vector<BlockId> prefix_hit;  // new sequences: reused cached blocks
+  int32_t cached_tokens = 0;        // new sequences: tokens they hold
   int32_t num_fresh_blocks = 0;     // taken from the free pool
   bool copy_on_write = false;       // last block is shared: copy it first
 };

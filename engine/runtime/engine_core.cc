@@ -135,9 +135,11 @@ SeqState EngineCore::ViewWaiting(const Sequence& s) const {
   v.num_tokens = static_cast<int32_t>(s.tokens.size());
   v.num_seq_slots = s.request->forked ? 1 : s.request->req.sampling.n;
   if (UsesPrefixCache(s.request->req)) {
-    const auto m = kv_.MatchPrefix(std::span<const TokenId>(s.tokens).first(s.tokens.size() - 1),
-                                   s.request->salt);
-    v.num_computed = m.num_blocks * kv_.block_tokens();
+    // Every token may match, but the last one is always computed (it yields
+    // the logits): a fully cached prompt recomputes one token, not a block.
+    const auto m = kv_.MatchPrefix(s.tokens, s.request->salt);
+    v.num_computed = std::min(m.num_blocks * kv_.block_tokens(),
+                              static_cast<int32_t>(s.tokens.size()) - 1);
     v.num_cached_evictable = m.num_evictable;
   }
   return v;
@@ -313,7 +315,8 @@ StepRecord EngineCore::Step(absl::Time now) {
     kr.salt = s.request->salt;
     kr.num_new_tokens = x.num_new_tokens;
     if (x.is_new && UsesPrefixCache(s.request->req)) {
-      kr.prefix_tokens = std::span<const TokenId>(s.tokens).first(s.tokens.size() - 1);
+      kr.prefix_tokens = s.tokens;
+      kr.max_cached_tokens = static_cast<int32_t>(s.tokens.size()) - 1;
     }
     kv_requests.push_back(kr);
   }
@@ -339,8 +342,7 @@ StepRecord EngineCore::Step(absl::Time now) {
     Sequence& s = *seqs_.at(x.id);
     Request& r = *s.request;
     if (x.is_new) {
-      const int32_t hit =
-          static_cast<int32_t>(kv_plan->seqs[i].prefix_hit.size()) * kv_.block_tokens();
+      const int32_t hit = kv_plan->seqs[i].cached_tokens;
       ES_CHECK(hit == x.start);
       s.num_computed = hit;
       s.running = true;

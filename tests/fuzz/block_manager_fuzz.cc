@@ -10,6 +10,7 @@
 //
 // Input: byte 0 -> num_blocks in [1, 32]; byte 1 -> block_tokens in [1, 8];
 // then 3-byte ops {opcode, a, b}.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -58,7 +59,7 @@ bool Step(BlockManager& m, Shadow& kv, std::map<SeqId, std::vector<TokenId>>& se
     std::vector<TokenId>& toks = seqs[id];
     size_t start = toks.size();
     if (reqs[i].is_new) {
-      start = plan->seqs[i].prefix_hit.size() * bt;
+      start = static_cast<size_t>(plan->seqs[i].cached_tokens);
       toks.assign(new_tokens[i].begin(), new_tokens[i].begin() + static_cast<long>(start));
     }
     const auto& table = m.Table(id);
@@ -101,10 +102,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         KvRequest r;
         r.seq = next_id;
         r.is_new = true;
-        r.prefix_tokens = std::span<const TokenId>(prompt).first(prompt.size() - 1);
         r.salt = 3;
-        const auto match = m.MatchPrefix(r.prefix_tokens, r.salt);
-        r.num_new_tokens = len - match.num_blocks * block_tokens;
+        int32_t cached = 0;
+        if (b & 0x80) {  // the engine's form: all eligible, the last token computed
+          r.prefix_tokens = prompt;
+          r.max_cached_tokens = len - 1;
+          cached = std::min(m.MatchPrefix(r.prefix_tokens, r.salt).num_blocks * block_tokens,
+                            len - 1);
+        } else {
+          r.prefix_tokens = std::span<const TokenId>(prompt).first(prompt.size() - 1);
+          cached = m.MatchPrefix(r.prefix_tokens, r.salt).num_blocks * block_tokens;
+        }
+        r.num_new_tokens = len - cached;
         if (Step(m, kv, seqs, {r}, {prompt})) {
           ES_CHECK(static_cast<int32_t>(seqs[next_id].size()) == len);
           ++next_id;

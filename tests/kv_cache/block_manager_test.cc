@@ -102,6 +102,46 @@ TEST(BlockManagerTest, FullyCachedPromptRecomputesLastBlock) {
   EXPECT_EQ(p.num_fresh_blocks, 1);
 }
 
+// The engine's form: every token eligible, at most n - 1 counted as cached.
+// A fully cached prompt then reuses its last block up to the last token and
+// writes that token into a copy: the cached block itself is never written.
+TEST(BlockManagerTest, MaxCachedTokensCopiesThePartlyReusedLastBlock) {
+  BlockManager m(16, 4, true);
+  const auto a = Iota(8);
+  AddSeq(m, 1, a);
+  const std::vector<BlockId> cached = m.Table(1);
+  KvRequest r;
+  r.seq = 2;
+  r.is_new = true;
+  r.prefix_tokens = a;
+  r.max_cached_tokens = 7;
+  r.salt = 1;
+  r.num_new_tokens = 1;
+  auto plan = m.Prepare(std::span<const KvRequest>(&r, 1));
+  ASSERT_THAT(plan, IsOk());
+  const KvSeqPlan& p = plan->seqs[0];
+  EXPECT_EQ(p.cached_tokens, 7);
+  EXPECT_EQ(p.prefix_hit, cached);
+  EXPECT_TRUE(p.copy_on_write);
+  EXPECT_EQ(p.num_fresh_blocks, 1);
+  std::vector<BlockCopy> copies;
+  m.Apply(*plan, copies);
+  ASSERT_EQ(copies.size(), 1u);
+  EXPECT_EQ(copies[0].src, cached[1]);
+  EXPECT_EQ(m.Table(2)[0], cached[0]);
+  EXPECT_EQ(m.Table(2)[1], copies[0].dst);
+  EXPECT_NE(copies[0].dst, cached[1]);
+  EXPECT_EQ(m.NumTokens(2), 7);
+  m.MarkComputed(2, a);
+  EXPECT_THAT(m.CheckInvariants(), IsOk());
+  // Both original blocks are still cached for the next request.
+  m.Release(1);
+  m.Release(2);
+  EXPECT_EQ(m.MatchPrefix(a, 1).num_blocks, 2);
+  EXPECT_THAT(m.CheckInvariants(), IsOk());
+  EXPECT_TRUE(m.AllFree());
+}
+
 TEST(BlockManagerTest, SaltSeparatesAdaptersAndModels) {
   BlockManager m(16, 4, true);
   auto a = Iota(9);

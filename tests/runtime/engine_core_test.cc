@@ -239,7 +239,36 @@ TEST(EngineCoreTest, PrefixCacheHitSkipsCachedTokens) {
   EXPECT_EQ(first->final_output()->usage.cached_tokens, 0);
   EngineStats st = h.core.Stats();
   EXPECT_EQ(st.prefix_cache_hits, 8);
-  EXPECT_EQ(st.prefix_cache_queries, 20);
+  EXPECT_EQ(st.prefix_cache_queries, 22);  // every prompt token is looked up
+}
+
+// A block-aligned prompt seen before: every block is cached, and only the
+// last token is computed, into a copy of the last block (which another
+// running request may still be reading, and which stays cached as it was).
+TEST(EngineCoreTest, FullyCachedPromptComputesOnlyItsLastToken) {
+  Harness h(FakeModelOptions{.num_kv_blocks = 32, .block_tokens = 4});
+  auto first = h.Add(Req("a", Prompt(12, 1), 3));
+  h.RunToEnd();
+  auto second = h.Add(Req("b", Prompt(12, 1), 3));
+  StepRecord s = h.core.Step(absl::Now());
+  EXPECT_THAT(s.scheduled, ElementsAreArray(std::vector<Entry>{{"b", 0, 11, 1}}));
+  // While b runs, c arrives with the same prompt: it shares the cached
+  // blocks b also holds.
+  auto third = h.Add(Req("c", Prompt(12, 1), 5));
+  h.RunToEnd();
+  EXPECT_EQ(second->tokens(), first->tokens());
+  EXPECT_EQ(second->final_output()->usage.cached_tokens, 11);
+  EXPECT_EQ(third->final_output()->usage.cached_tokens, 11);
+  const std::vector<TokenId> want = first->tokens();
+  const std::vector<TokenId> got = third->tokens();
+  ASSERT_GE(got.size(), want.size());
+  EXPECT_EQ(std::vector<TokenId>(got.begin(), got.begin() + static_cast<long>(want.size())),
+            want);
+  // A fourth request still finds all three blocks cached and intact.
+  auto fourth = h.Add(Req("d", Prompt(12, 1), 3));
+  h.RunToEnd();
+  EXPECT_EQ(fourth->tokens(), first->tokens());
+  EXPECT_TRUE(h.core.kv().AllFree());
 }
 
 TEST(EngineCoreTest, AbortFreesBlocksWithinTheStep) {
