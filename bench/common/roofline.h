@@ -22,13 +22,16 @@ inline double Seconds(Clock::time_point a, Clock::time_point b) {
 struct Timing {
   double best_s = 0;
   double median_s = 0;
+  double first_s = 0;  // the warm-up call (cold caches, JIT compiles)
 };
 
 // Runs fn(rep) until min_seconds have passed (at least 3 reps, after one
-// warm-up); returns best and median per-call time.
+// warm-up); returns best and median per-call time, and the warm-up's.
 template <class Fn>
 Timing Measure(double min_seconds, const Fn& fn) {
+  const auto w0 = Clock::now();
   fn(0);
+  const double first = Seconds(w0, Clock::now());
   std::vector<double> times;
   const auto start = Clock::now();
   for (size_t rep = 1;
@@ -38,7 +41,7 @@ Timing Measure(double min_seconds, const Fn& fn) {
     times.push_back(Seconds(t0, Clock::now()));
   }
   std::sort(times.begin(), times.end());
-  return Timing{times.front(), times[times.size() / 2]};
+  return Timing{times.front(), times[times.size() / 2], first};
 }
 
 // SIMD loops (Highway, best target for this CPU).

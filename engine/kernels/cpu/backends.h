@@ -22,9 +22,10 @@ struct MatMulPlan {
   size_t m_tiles = 1;
   size_t n_tiles = 1;
   size_t kc = 0;  // Highway: K chunk
-  // kOneDnnSplitBf16: x split by MatMulGroup before the tasks run, hi [M, K]
-  // then lo [M, K].
+  // kOneDnnSplitBf16: x split by MatMulGroup before the tasks run, hi
+  // [x_bf16_rows, K] then lo [x_bf16_rows, K]; rows past M are zero.
   const uint16_t* x_bf16 = nullptr;
+  size_t x_bf16_rows = 0;
   size_t num_tasks() const { return m_tiles * n_tiles; }
 };
 
@@ -39,6 +40,8 @@ namespace internal {
 void SingleThreadedOnThisThread();
 // Whether oneDNN can build a bf16 matmul here at all (natively or emulated).
 bool SplitBf16Available();
+// Rows the split of an M-row x takes (>= M; see cpu/matmul_split_bf16.cc).
+size_t SplitBf16Rows(size_t M);
 // hi[r, :] = bf16(x[r, :]), lo[r, :] = bf16(x[r, :] - hi[r, :]); hi and lo
 // rows are K apart.
 void SplitToBf16(const float* x, size_t x_stride, size_t rows, size_t K,

@@ -140,10 +140,11 @@ void SplitXForBf16(std::span<const MatMulArgs> products,
         break;
       }
     }
+    plans[i].x_bf16_rows = internal::SplitBf16Rows(a.M);
     if (owner[i] != i) continue;
     offset[i] = total;
-    total += 2 * a.M * a.K;
-    for (size_t r = 0; r < a.M; r += kRowsPerTask) tasks.emplace_back(i, r);
+    total += 2 * plans[i].x_bf16_rows * a.K;
+    for (size_t r = 0; r < plans[i].x_bf16_rows; r += kRowsPerTask) tasks.emplace_back(i, r);
   }
   if (tasks.empty()) return;
   if (buffer.size() < total) buffer.resize(total);
@@ -156,10 +157,20 @@ void SplitXForBf16(std::span<const MatMulArgs> products,
   pool.ParallelFor(tasks.size(), [&](size_t t, size_t /*worker*/) {
     const auto [i, r0] = tasks[t];
     const MatMulArgs& a = products[i];
+    const size_t mp = plans[i].x_bf16_rows;
+    const size_t r1 = std::min(mp, r0 + kRowsPerTask);
     uint16_t* hi = base + offset[i];
-    internal::SplitToBf16(a.x + r0 * a.x_stride, a.x_stride,
-                          std::min(kRowsPerTask, a.M - r0), a.K,
-                          hi + r0 * a.K, hi + (a.M + r0) * a.K);
+    const size_t real_end = std::min(r1, a.M);
+    if (r0 < real_end) {
+      internal::SplitToBf16(a.x + r0 * a.x_stride, a.x_stride, real_end - r0, a.K,
+                            hi + r0 * a.K, hi + (mp + r0) * a.K);
+    }
+    // Padding rows (zeros contribute nothing; their outputs are dropped).
+    const size_t pad0 = std::max(r0, a.M);
+    if (pad0 < r1) {
+      std::fill(hi + pad0 * a.K, hi + r1 * a.K, uint16_t{0});
+      std::fill(hi + (mp + pad0) * a.K, hi + (mp + r1) * a.K, uint16_t{0});
+    }
   });
 }
 

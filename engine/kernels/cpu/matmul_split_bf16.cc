@@ -144,6 +144,11 @@ const Bf16MatMul& CachedBf16MatMul(size_t M, size_t K, size_t N,
 // (2M+add vs two passes, GFLOP/s): M = 32..48: 510-610 vs 360-475;
 // M = 128: 645 vs 763; M = 512: 550-880 vs 680-930.
 constexpr size_t kTwoPassMinM = 128;
+// Below kTwoPassMinM, M is padded with zero rows to a multiple of this: every
+// new M costs a oneDNN JIT compile (~0.5 ms), and expert products come in
+// every M (a cold 512-token MoE prefill step built ~130 primitives); AMX
+// works in 16-row tiles anyway.
+constexpr size_t kRowQuantum = 16;
 
 // What this oneDNN can do with bf16 matmuls on this CPU. Immutable after
 // the first call (a function-local static).
@@ -170,14 +175,20 @@ const Probe& ProbeBf16() {
 
 bool SplitBf16Available() { return ProbeBf16().available; }
 
+size_t SplitBf16Rows(size_t M) {
+  return M >= kTwoPassMinM ? M : (M + kRowQuantum - 1) / kRowQuantum * kRowQuantum;
+}
+
 void MatMulSplitBf16Task(const MatMulArgs& a, const MatMulPlan& plan,
                          size_t task) {
   ES_DCHECK(a.w.dtype == DType::kBF16 && a.K > 0 && plan.x_bf16 != nullptr);
   SingleThreadedOnThisThread();
   const size_t n0 = task * plan.n_tile, n1 = std::min(a.N, n0 + plan.n_tile);
   const size_t rows = n1 - n0;
-  const uint16_t* hi = plan.x_bf16;  // [M, K], then lo [M, K]
-  const uint16_t* lo = hi + a.M * a.K;
+  const size_t mp = plan.x_bf16_rows;  // hi [mp, K], then lo [mp, K]
+  ES_DCHECK(mp == SplitBf16Rows(a.M));
+  const uint16_t* hi = plan.x_bf16;
+  const uint16_t* lo = hi + mp * a.K;
   // Byte arithmetic: weights may sit at any address (dtype.h).
   const void* w = static_cast<const char*>(a.w.data) + n0 * a.K * sizeof(uint16_t);
   float* y = a.y + n0;
@@ -195,15 +206,15 @@ void MatMulSplitBf16Task(const MatMulArgs& a, const MatMulPlan& plan,
     }
     return;
   }
-  // hi and lo are adjacent: one [2M, K] source.
-  const Bf16MatMul& stacked = CachedBf16MatMul(2 * a.M, a.K, rows, rows, false);
+  // hi and lo are adjacent: one [2 mp, K] source (its zero rows are ignored).
+  const Bf16MatMul& stacked = CachedBf16MatMul(2 * mp, a.K, rows, rows, false);
   ES_CHECK(stacked.ok());
   thread_local std::vector<float> both;
-  if (both.size() < 2 * a.M * rows) both.resize(2 * a.M * rows);
+  if (both.size() < 2 * mp * rows) both.resize(2 * mp * rows);
   stacked.Run(hi, w, both.data());
   for (size_t m = 0; m < a.M; ++m) {
     const float* top = both.data() + m * rows;
-    const float* bottom = both.data() + (a.M + m) * rows;
+    const float* bottom = both.data() + (mp + m) * rows;
     float* yr = y + m * a.y_stride;
     for (size_t j = 0; j < rows; ++j) {
       yr[j] = top[j] + bottom[j] + (a.bias != nullptr ? a.bias[n0 + j] : 0.0f);
