@@ -722,18 +722,22 @@ HWY_INLINE void AccumulateBlockPV(const float* HWY_RESTRICT p, size_t bt, size_t
   }
 }
 
-// One token × kv heads [kvh0, kvh1) with every q head of their GQA groups
-// (each key/value row is read once per group), online softmax over the
-// token's context one block at a time (one rescale per block and head).
+// One token × kv heads [kvh0, kvh1) with q heads [gs, ge) of each one's GQA
+// group (each key/value row is read once per group part), online softmax
+// over the token's context one block at a time (one rescale per block and
+// head). gs is a multiple of 4, so every head sees the same register tiles
+// however the group is split (results do not depend on the split).
 // Blocks are the outer loop so a block's rows for all of the chunk's heads
 // (contiguous within each token) are consumed together: per-head passes
 // would touch one 4 KiB page per key and thrash the TLB on long contexts.
 // scratch: [group * block_tokens + 2 * num_q_heads] floats.
 template <typename TKV>
 void AttentionTask(const PagedAttentionArgs& a, const PagedKvView& kv,
-                   size_t t, size_t kvh0, size_t kvh1, float* HWY_RESTRICT scratch) {
+                   size_t t, size_t kvh0, size_t kvh1, size_t gs, size_t ge,
+                   float* HWY_RESTRICT scratch) {
   const PagedKvLayout& L = kv.layout;
   const size_t group = a.num_q_heads / L.num_kv_heads;
+  const size_t sub = ge - gs;  // q heads per kv head in this task
   const size_t bt = L.block_tokens;
   const size_t qk_dim = L.k_head_dim;
   const size_t v_dim = kv.VDim();
@@ -753,14 +757,18 @@ void AttentionTask(const PagedAttentionArgs& a, const PagedKvView& kv,
   const SeqBlockTable& table = a.seqs[a.token_seq[t]];
   const size_t ctx = static_cast<size_t>(a.token_pos[t]) + 1;
   const size_t num_blocks = (ctx + bt - 1) / bt;
-  const size_t heads = (kvh1 - kvh0) * group;  // q heads in this task
+  const size_t heads = (kvh1 - kvh0) * sub;  // q heads in this task
 
-  float* scores = scratch;          // [group, bt]
+  float* scores = scratch;          // [sub, bt]
   float* m = scratch + group * bt;  // [heads] running max
   float* l = m + heads;             // [heads] running denominator
-  const float* q0 = a.q + t * a.q_token_stride + kvh0 * group * qk_dim;
-  float* out0 = a.out + t * a.out_token_stride + kvh0 * group * v_dim;
-  std::fill(out0, out0 + heads * v_dim, 0.0f);
+  // q / out of (kvh, gs): kv heads are group heads apart in both.
+  const float* q0 = a.q + t * a.q_token_stride + (kvh0 * group + gs) * qk_dim;
+  float* out0 = a.out + t * a.out_token_stride + (kvh0 * group + gs) * v_dim;
+  for (size_t kvh = kvh0; kvh < kvh1; ++kvh) {
+    float* o = out0 + (kvh - kvh0) * group * v_dim;
+    std::fill(o, o + sub * v_dim, 0.0f);
+  }
   std::fill(m, m + heads, -INFINITY);
   std::fill(l, l + heads, 0.0f);
   for (size_t b = 0; b < num_blocks; ++b) {
@@ -780,11 +788,11 @@ void AttentionTask(const PagedAttentionArgs& a, const PagedKvView& kv,
     for (size_t kvh = kvh0; kvh < kvh1; ++kvh) {
       const TKV* kb = k_base + block * L.KBlockStride() + kvh * qk_dim;
       const TKV* vb = v_base + block * v_block_stride + kvh * v_head_stride;
-      const size_t h0 = (kvh - kvh0) * group;  // first q head, task-relative
-      const float* q = q0 + h0 * qk_dim;
-      float* out = out0 + h0 * v_dim;
-      ScoreBlock(q, group, qk_dim, kb, L.KTokenStride(), n_in, a.scale, bt, scores);
-      for (size_t g = 0; g < group; ++g) {
+      const size_t h0 = (kvh - kvh0) * sub;  // first q head, task-relative
+      const float* q = q0 + (kvh - kvh0) * group * qk_dim;
+      float* out = out0 + (kvh - kvh0) * group * v_dim;
+      ScoreBlock(q, sub, qk_dim, kb, L.KTokenStride(), n_in, a.scale, bt, scores);
+      for (size_t g = 0; g < sub; ++g) {
         float* sg = scores + g * bt;
         float bmax = -INFINITY;
         for (size_t j = 0; j < n_in; ++j) bmax = std::max(bmax, sg[j]);
@@ -796,10 +804,15 @@ void AttentionTask(const PagedAttentionArgs& a, const PagedKvView& kv,
         }
         l[h0 + g] += ExpShiftedSum(sg, n_in, m[h0 + g]);
       }
-      AccumulateBlockPV(scores, bt, group, vb, v_token_stride, n_in, v_dim, out);
+      AccumulateBlockPV(scores, bt, sub, vb, v_token_stride, n_in, v_dim, out);
     }
   }
-  for (size_t h = 0; h < heads; ++h) ScaleF(1.0f / l[h], out0 + h * v_dim, v_dim);
+  for (size_t kvh = kvh0; kvh < kvh1; ++kvh) {
+    for (size_t g = 0; g < sub; ++g) {
+      const size_t h = (kvh - kvh0) * sub + g;
+      ScaleF(1.0f / l[h], out0 + ((kvh - kvh0) * group + g) * v_dim, v_dim);
+    }
+  }
 }
 
 // The tokens listed in `tokens`, one at a time (decodes, short chunks).
@@ -808,24 +821,38 @@ void PagedAttentionImpl(const PagedAttentionArgs& a, const PagedKvView& kv,
   const size_t kv_heads = kv.layout.num_kv_heads;
   const size_t group = a.num_q_heads / kv_heads;
   // Split kv heads only as far as needed to keep every worker busy (decode
-  // of a single sequence); otherwise one task per token.
+  // of a single sequence); otherwise one task per token. With fewer kv heads
+  // than that (MLA: one latent for 16 heads), split each group's q heads too,
+  // in parts of a multiple of 4 heads (single-token MLA decode ran on one
+  // core).
   const size_t want_tasks = 2 * pool.NumWorkers();
   const size_t num_tokens = tokens.size();
-  const size_t chunks = std::clamp<size_t>((want_tasks + num_tokens - 1) / num_tokens,
-                                           1, kv_heads);
+  const size_t splits = (want_tasks + num_tokens - 1) / num_tokens;
+  const size_t chunks = std::clamp<size_t>(splits, 1, kv_heads);
   const size_t chunk = (kv_heads + chunks - 1) / chunks;
   const size_t num_chunks = (kv_heads + chunk - 1) / chunk;
+  size_t part = group;  // q heads per task and kv head
+  // Parts only up to one per worker: every part re-reads the context's keys.
+  const size_t worker_splits = (pool.NumWorkers() + num_tokens - 1) / num_tokens;
+  if (chunk == 1 && worker_splits > kv_heads) {
+    const size_t want_parts = std::min(group, (worker_splits + kv_heads - 1) / kv_heads);
+    part = std::min(group, ((group + want_parts - 1) / want_parts + 3) / 4 * 4);
+  }
+  const size_t num_parts = (group + part - 1) / part;
+  const size_t per_token = num_chunks * num_parts;
   const size_t scratch_floats = group * kv.layout.block_tokens + 2 * a.num_q_heads;
-  pool.ParallelFor(num_tokens * num_chunks, [&](size_t task, size_t) {
+  pool.ParallelFor(num_tokens * per_token, [&](size_t task, size_t) {
     thread_local std::vector<float> scratch;
     if (scratch.size() < scratch_floats) scratch.resize(scratch_floats);
-    const size_t t = static_cast<size_t>(tokens[task / num_chunks]);
-    const size_t c = task % num_chunks;
+    const size_t t = static_cast<size_t>(tokens[task / per_token]);
+    const size_t c = (task % per_token) / num_parts;
+    const size_t p = task % num_parts;
     const size_t kvh0 = c * chunk, kvh1 = std::min(kv_heads, kvh0 + chunk);
+    const size_t gs = p * part, ge = std::min(group, gs + part);
     if (kv.layout.dtype == KvDType::kF32) {
-      AttentionTask<float>(a, kv, t, kvh0, kvh1, scratch.data());
+      AttentionTask<float>(a, kv, t, kvh0, kvh1, gs, ge, scratch.data());
     } else {
-      AttentionTask<hwy::bfloat16_t>(a, kv, t, kvh0, kvh1, scratch.data());
+      AttentionTask<hwy::bfloat16_t>(a, kv, t, kvh0, kvh1, gs, ge, scratch.data());
     }
   });
 }
