@@ -261,11 +261,8 @@ void LatentAttention(const LayerContext& ctx, int64_t layer,
   // absorbed one. Which form a token takes depends only on its own run.
   std::vector<int32_t> rest;  // token indices
   for (size_t t = 0; t < T;) {
-    size_t e = t + 1;
-    while (e < T && b.token_seq[e] == b.token_seq[t] &&
-           b.positions[e] == b.positions[e - 1] + 1) {
-      ++e;
-    }
+    const size_t e =
+        kernels::ConsecutiveRunEnd(b.token_seq.data(), b.positions.data(), t, T);
     const size_t p0 = static_cast<size_t>(b.positions[t]);
     if (e - t >= kExpandMinTokens && d.ExpandPays(p0, e - t) &&
         d.ExpandFloats(p0 + (e - t)) * sizeof(float) <= kExpandMaxBytes) {

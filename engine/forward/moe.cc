@@ -154,17 +154,19 @@ void RunChains(std::span<const ChainJob> jobs, size_t H,
   // SiluMul in tasks of ~64K elements: per job, a dense MLP's one job at
   // prefill (512 x 4096) would be serial.
   constexpr size_t kSiluElems = size_t{1} << 16;
-  std::vector<std::pair<size_t, size_t>> silu;  // (job, first row)
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    const size_t step = std::max<size_t>(1, kSiluElems / std::max<size_t>(jobs[i].inter, 1));
-    for (size_t r = 0; r < jobs[i].rows; r += step) silu.emplace_back(i, r);
+  struct SiluTask {
+    const ChainJob* job;
+    size_t r0, r1;  // rows
+  };
+  std::vector<SiluTask> silu;
+  for (const ChainJob& j : jobs) {
+    const size_t step = std::max<size_t>(1, kSiluElems / std::max<size_t>(j.inter, 1));
+    for (size_t r = 0; r < j.rows; r += step) silu.push_back({&j, r, std::min(j.rows, r + step)});
   }
   pool.ParallelFor(silu.size(), [&](size_t t, size_t) {
-    const ChainJob& j = jobs[silu[t].first];
-    const size_t step = std::max<size_t>(1, kSiluElems / std::max<size_t>(j.inter, 1));
-    const size_t r0 = silu[t].second, r1 = std::min(j.rows, r0 + step);
-    float* g = j.gate_out + r0 * j.inter;
-    kernels::SiluMul(g, j.up_out + r0 * j.inter, (r1 - r0) * j.inter, g);
+    const SiluTask& s = silu[t];
+    float* g = s.job->gate_out + s.r0 * s.job->inter;
+    kernels::SiluMul(g, s.job->up_out + s.r0 * s.job->inter, (s.r1 - s.r0) * s.job->inter, g);
   });
   products.clear();
   for (const ChainJob& j : jobs) {

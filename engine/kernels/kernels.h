@@ -138,6 +138,17 @@ struct PagedAttentionArgs {
   size_t out_token_stride = 0;  // >= num_q_heads * v_dim
 };
 
+// End of the run of tokens starting at `t` (of `n`): the following tokens of
+// the same sequence at consecutive positions, i.e. one prefill chunk. Long
+// runs take GEMM paths (here and in MLA); which path a token takes depends
+// only on its own run, never on the rest of the batch.
+inline size_t ConsecutiveRunEnd(const int32_t* token_seq, const int32_t* token_pos,
+                                size_t t, size_t n) {
+  size_t e = t + 1;
+  while (e < n && token_seq[e] == token_seq[t] && token_pos[e] == token_pos[e - 1] + 1) ++e;
+  return e;
+}
+
 // Causal GQA attention: token t (of sequence s = token_seq[t], at position
 // p = token_pos[t]) and q head h attend to s's keys at positions 0..p in kv
 // head h / (num_q_heads / num_kv_heads). Every such key/value must already be

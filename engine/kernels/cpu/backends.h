@@ -23,9 +23,8 @@ struct MatMulPlan {
   size_t n_tiles = 1;
   size_t kc = 0;  // Highway: K chunk
   // kOneDnnSplitBf16: x split by MatMulGroup before the tasks run, hi
-  // [x_bf16_rows, K] then lo [x_bf16_rows, K]; rows past M are zero.
+  // [SplitBf16Rows(M), K] then lo likewise; rows past M are zero.
   const uint16_t* x_bf16 = nullptr;
-  size_t x_bf16_rows = 0;
   size_t num_tasks() const { return m_tiles * n_tiles; }
 };
 

@@ -140,11 +140,11 @@ void SplitXForBf16(std::span<const MatMulArgs> products,
         break;
       }
     }
-    plans[i].x_bf16_rows = internal::SplitBf16Rows(a.M);
     if (owner[i] != i) continue;
+    const size_t mp = internal::SplitBf16Rows(a.M);
     offset[i] = total;
-    total += 2 * plans[i].x_bf16_rows * a.K;
-    for (size_t r = 0; r < plans[i].x_bf16_rows; r += kRowsPerTask) tasks.emplace_back(i, r);
+    total += 2 * mp * a.K;
+    for (size_t r = 0; r < mp; r += kRowsPerTask) tasks.emplace_back(i, r);
   }
   if (tasks.empty()) return;
   if (buffer.size() < total) buffer.resize(total);
@@ -157,7 +157,7 @@ void SplitXForBf16(std::span<const MatMulArgs> products,
   pool.ParallelFor(tasks.size(), [&](size_t t, size_t /*worker*/) {
     const auto [i, r0] = tasks[t];
     const MatMulArgs& a = products[i];
-    const size_t mp = plans[i].x_bf16_rows;
+    const size_t mp = internal::SplitBf16Rows(a.M);
     const size_t r1 = std::min(mp, r0 + kRowsPerTask);
     uint16_t* hi = base + offset[i];
     const size_t real_end = std::min(r1, a.M);
@@ -319,11 +319,7 @@ void PagedAttention(const PagedAttentionArgs& a, const PagedKvView& kv,
   constexpr size_t kPrefillMinTokens = 16;
   std::vector<int32_t> singles;
   for (size_t t = 0; t < a.num_tokens;) {
-    size_t e = t + 1;
-    while (e < a.num_tokens && a.token_seq[e] == a.token_seq[t] &&
-           a.token_pos[e] == a.token_pos[e - 1] + 1) {
-      ++e;
-    }
+    const size_t e = ConsecutiveRunEnd(a.token_seq, a.token_pos, t, a.num_tokens);
     if (e - t >= kPrefillMinTokens) {
       internal::PrefillAttention(a, kv, t, e - t, pool);
     } else {

@@ -6,11 +6,13 @@
 // the f32 accumulators, so y = hi·W + lo·W keeps every term within 2^-17 of
 // the f32 product (relative to Σ|x||w|): far inside the engine's f32 parity
 // budget, unlike the single bf16 rounding of x that bf16 inference usually
-// does (2^-8). A finite x just below FLT_MAX rounds hi to inf (f32 would
-// not); activations never come near it. Two bf16
-// passes still cost less than one f32 pass: on this repository's Emerald
-// Rapids VM, one core ran a 512 x 2048 x 256 product at 880-930 GFLOP/s this
-// way against 220 for oneDNN's f32 sgemm (engine/kernels/README.md).
+// does (2^-8; with lo dropped, the BF16 parity variants miss by 2.3e-3 to
+// 4.5e-3 of the logit scale against the 1e-4 rule). A finite x just below
+// FLT_MAX rounds hi to inf (f32 would not); activations never come near it.
+// Two bf16 passes still cost less than one f32 pass: on this repository's
+// Emerald Rapids VM, one core ran 512 x 2048 x 256 products at 880-930
+// GFLOP/s this way, where oneDNN's f32 sgemm ran 512 x 2048 x 2048 at 218
+// (engine/kernels/README.md has the two-core table).
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -146,8 +148,8 @@ const Bf16MatMul& CachedBf16MatMul(size_t M, size_t K, size_t N,
 constexpr size_t kTwoPassMinM = 128;
 // Below kTwoPassMinM, M is padded with zero rows to a multiple of this: every
 // new M costs a oneDNN JIT compile (~0.5 ms), and expert products come in
-// every M (a cold 512-token MoE prefill step built ~130 primitives); AMX
-// works in 16-row tiles anyway.
+// every M (up to 64 experts x 2 weight shapes per cold MoE prefill step);
+// AMX works in 16-row tiles anyway.
 constexpr size_t kRowQuantum = 16;
 
 // What this oneDNN can do with bf16 matmuls on this CPU. Immutable after
@@ -185,8 +187,7 @@ void MatMulSplitBf16Task(const MatMulArgs& a, const MatMulPlan& plan,
   SingleThreadedOnThisThread();
   const size_t n0 = task * plan.n_tile, n1 = std::min(a.N, n0 + plan.n_tile);
   const size_t rows = n1 - n0;
-  const size_t mp = plan.x_bf16_rows;  // hi [mp, K], then lo [mp, K]
-  ES_DCHECK(mp == SplitBf16Rows(a.M));
+  const size_t mp = SplitBf16Rows(a.M);  // hi [mp, K], then lo [mp, K]
   const uint16_t* hi = plan.x_bf16;
   const uint16_t* lo = hi + mp * a.K;
   // Byte arithmetic: weights may sit at any address (dtype.h).
