@@ -272,6 +272,76 @@ void BenchPrefillAttention(ThreadPool& pool, const Machine& mach, const char* sh
   std::fflush(stdout);
 }
 
+// One MoE layer's routed experts at decode: `tokens` tokens each pick `top_k`
+// of `experts` experts ([inter, hidden] gate and up, [hidden, inter] down,
+// BF16), and the touched experts run as the engine runs them (all gate/up
+// products in one MatMulGroup, then all downs). Layers rotate through a pool
+// larger than the caches, so every rep streams its experts from DRAM as a
+// decode step does. Reports the weight bytes read per second against the
+// same run's measured DRAM read rate.
+void BenchExpertGroup(ThreadPool& pool, const Machine& mach, size_t tokens,
+                      size_t experts, size_t top_k, size_t hidden, size_t inter,
+                      bool quick) {
+  const size_t mat = hidden * inter;  // elements per matrix
+  const size_t expert_bytes = 3 * mat * 2;
+  const size_t layers = std::max<size_t>(
+      2, ((quick ? 512u : 1536u) << 20) / (experts * expert_bytes));
+  std::vector<uint16_t> w(layers * experts * 3 * mat);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> dist(-0.05f, 0.05f);
+  for (size_t i = 0; i < 3 * mat; ++i) w[i] = kernels::F32ToBF16Bits(dist(rng));
+  for (size_t l = 1; l < layers * experts; ++l) {
+    std::copy_n(w.begin(), 3 * mat, w.begin() + static_cast<ptrdiff_t>(l * 3 * mat));
+  }
+  std::vector<float> x(tokens * top_k * hidden, 0.01f), g(tokens * top_k * inter),
+      u(g.size()), d(tokens * top_k * hidden);
+  size_t touched_sum = 0, reps = 0;
+  const Timing t = Measure(quick ? 0.3 : 1.5, [&](size_t rep) {
+    // Rows per expert from a uniform top-k routing of every token.
+    std::vector<size_t> rows(experts, 0);
+    for (size_t tk = 0; tk < tokens; ++tk) {
+      std::vector<size_t> ids(experts);
+      for (size_t e = 0; e < experts; ++e) ids[e] = e;
+      for (size_t j = 0; j < top_k; ++j) {
+        std::swap(ids[j], ids[j + rng() % (experts - j)]);
+        ++rows[ids[j]];
+      }
+    }
+    const uint16_t* layer = w.data() + (rep % layers) * experts * 3 * mat;
+    std::vector<kernels::MatMulArgs> up_products, down_products;
+    size_t row = 0, touched = 0;
+    for (size_t e = 0; e < experts; ++e) {
+      if (rows[e] == 0) continue;
+      ++touched;
+      const uint16_t* we = layer + e * 3 * mat;
+      const kernels::WeightRef gate{we, kernels::DType::kBF16},
+          upw{we + mat, kernels::DType::kBF16}, down{we + 2 * mat, kernels::DType::kBF16};
+      float* xr = x.data() + row * hidden;
+      up_products.push_back({xr, hidden, rows[e], hidden, gate, inter, nullptr,
+                             g.data() + row * inter, inter});
+      up_products.push_back({xr, hidden, rows[e], hidden, upw, inter, nullptr,
+                             u.data() + row * inter, inter});
+      down_products.push_back({g.data() + row * inter, inter, rows[e], inter, down, hidden,
+                               nullptr, d.data() + row * hidden, hidden});
+      row += rows[e];
+    }
+    kernels::MatMulGroup(up_products, pool);
+    kernels::MatMulGroup(down_products, pool);
+    touched_sum += touched;
+    ++reps;
+  });
+  const double touched = static_cast<double>(touched_sum) / static_cast<double>(reps);
+  const double bytes = touched * static_cast<double>(expert_bytes);
+  std::printf(
+      "{\"bench\":\"expert_group\",\"dtype\":\"BF16\",\"tokens\":%zu,\"experts\":%zu,"
+      "\"top_k\":%zu,\"hidden\":%zu,\"inter\":%zu,\"experts_touched\":%.1f,"
+      "\"us_best\":%.1f,\"us_median\":%.1f,\"gbps\":%.2f,\"read_gbps\":%.2f,"
+      "\"roofline_fraction\":%.3f}\n",
+      tokens, experts, top_k, hidden, inter, touched, t.best_s * 1e6, t.median_s * 1e6,
+      bytes / t.median_s * 1e-9, mach.read_gbps, bytes / t.median_s * 1e-9 / mach.read_gbps);
+  std::fflush(stdout);
+}
+
 int Main(int argc, char** argv) {
   bool quick = false;
   std::string only;  // a section, or all
@@ -284,7 +354,7 @@ int Main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: expertserve-bench-kernels [--quick] "
-                   "[--only=prefill_attention|paged_attention|matmul]\n");
+                   "[--only=prefill_attention|paged_attention|expert_group|matmul]\n");
       return 2;
     }
   }
@@ -303,6 +373,12 @@ int Main(int argc, char** argv) {
     if (kv == kernels::KvDType::kF32) {  // the engine's KV cache is f32
       BenchAttention(pool, mach, 1, quick ? 512 : 4096, kv, true, quick);
       BenchAttention(pool, mach, 16, quick ? 256 : 1024, kv, true, quick);
+    }
+  }
+  if (wanted("expert_group")) {
+    // The bench-moe checkpoint's layer (DeepSeek-V2 shape: 64 experts, top 6).
+    for (size_t tokens : {1, 4, 16, 64}) {
+      BenchExpertGroup(pool, mach, tokens, 64, 6, 1024, 512, quick);
     }
   }
   if (!wanted("matmul")) return 0;
