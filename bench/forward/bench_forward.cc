@@ -7,8 +7,10 @@
 //            new token per sequence per step; bandwidth-bound at small B, so
 //            reported against max(bytes / bandwidth, flops / peak) where bytes
 //            are the weights a step must read (non-expert weights, the
-//            expected number of distinct routed experts touched by B tokens
-//            under uniform routing, the lm_head) plus the KV it attends over.
+//            distinct routed experts its B tokens touched, counted by the
+//            forward pass, the lm_head) plus the KV it attends over; and
+//            B x bytes(batch 1) / bytes(batch B), the most batch B can gain
+//            over batch 1 when both run at the same bandwidth.
 // Prints one JSON object per line. The machine is shared and noisy: compare
 // ratios within one run.
 //
@@ -69,16 +71,13 @@ ParamCounts Count(const ModelConfig& c) {
   return p;
 }
 
-// Weight parameters one decode step of B tokens reads.
-double DecodeParamsRead(const ModelConfig& c, const ParamCounts& p, size_t B) {
+// Weight parameters one decode step of B tokens reads when its tokens touch
+// `distinct` routed experts per MoE layer.
+double DecodeParamsRead(const ModelConfig& c, const ParamCounts& p, size_t B,
+                        double distinct) {
   double read = p.total - p.routed_total - p.embedding + B * c.hidden_size;
   if (c.tie_word_embeddings) read += p.embedding;  // the lm_head is the embedding
-  if (c.is_moe()) {
-    const double E = static_cast<double>(c.num_experts);
-    const double k = static_cast<double>(c.num_experts_per_tok);
-    const double distinct = E * (1.0 - std::pow(1.0 - k / E, static_cast<double>(B)));
-    read += distinct * p.expert * static_cast<double>(p.moe_layers);
-  }
+  if (c.is_moe()) read += distinct * p.expert * static_cast<double>(p.moe_layers);
   return read;
 }
 
@@ -173,7 +172,10 @@ int Run(const Options& o) {
       for (size_t s = 0; s < B; ++s) AddSequence(step, 0, s * per_seq_blocks, per_seq_blocks);
       std::vector<TokenId> next(B, 1);
       size_t pos = o.context;
+      engine::ForwardStats stats;
+      size_t calls = 0;
       const Timing t = Measure(o.quick ? 0.5 : 2.0, [&](size_t rep) {
+        ++calls;
         step.tokens.clear();
         step.positions.clear();
         step.token_seq.clear();
@@ -182,25 +184,35 @@ int Run(const Options& o) {
         for (size_t s = 0; s < B; ++s) {
           step.AddTokens(static_cast<int32_t>(s), &next[s], 1, static_cast<int32_t>(p), true);
         }
-        (void)model.Forward(step, kv, pool, logits);
+        (void)model.Forward(step, kv, pool, logits, &stats);
         for (size_t s = 0; s < B; ++s) {
           next[s] = static_cast<TokenId>(Mix(rep * B + s) % c.vocab_size);
         }
       });
       (void)pos;
-      const double bytes = DecodeParamsRead(c, pc, B) * wbytes +
-                           static_cast<double>(B * o.context) * kv_token_bytes;
+      // Routed experts per MoE layer: as counted (a trained router's choices
+      // overlap more or less than these generated weights' do).
+      const double distinct =
+          pc.moe_layers == 0 ? 0.0
+                             : static_cast<double>(stats.routed_slots) /
+                                   static_cast<double>(calls * pc.moe_layers);
+      const double kv_bytes = static_cast<double>(B * o.context) * kv_token_bytes;
+      const double bytes = DecodeParamsRead(c, pc, B, distinct) * wbytes + kv_bytes;
+      const double bytes_b1 =
+          DecodeParamsRead(c, pc, 1, static_cast<double>(c.num_experts_per_tok)) * wbytes +
+          static_cast<double>(o.context) * kv_token_bytes;
       const double flops = 2.0 * pc.active * static_cast<double>(B);
       const double roof_s = std::max(bytes / (mach.read_gbps * 1e9),
                                      flops / (mach.peak_gflops * 1e9));
       std::printf(
           "{\"bench\":\"decode\",\"model\":\"%s\",\"batch\":%zu,\"context\":%zu,"
           "\"step_ms_best\":%.3f,\"step_ms_median\":%.3f,\"tokens_per_s\":%.1f,"
-          "\"bytes_per_step\":%.0f,\"gbps\":%.2f,\"read_gbps\":%.2f,"
-          "\"roofline_step_ms\":%.3f,\"roofline_fraction\":%.3f}\n",
+          "\"routed_experts_per_layer\":%.1f,\"bytes_per_step\":%.0f,\"gbps\":%.2f,"
+          "\"read_gbps\":%.2f,\"roofline_step_ms\":%.3f,\"roofline_fraction\":%.3f,"
+          "\"max_speedup_over_batch1_at_equal_bandwidth\":%.2f}\n",
           dir.c_str(), B, o.context, t.best_s * 1e3, t.median_s * 1e3, B / t.best_s,
-          bytes, bytes / t.best_s * 1e-9, mach.read_gbps, roof_s * 1e3,
-          roof_s / t.best_s);
+          distinct, bytes, bytes / t.best_s * 1e-9, mach.read_gbps, roof_s * 1e3,
+          roof_s / t.best_s, static_cast<double>(B) * bytes_b1 / bytes);
     }
   }
   return 0;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/thread_pool.h"
+#include "engine/forward/forward_stats.h"
 #include "engine/forward/kv_store.h"
 #include "engine/forward/step_batch.h"
 #include "engine/kernels/kernels.h"
@@ -22,6 +23,7 @@ struct LayerContext {
   float softmax_scale;
   KvStore& kv;
   ThreadPool& pool;
+  ForwardStats* stats;  // null: not counted
 };
 
 }  // namespace expertserve::engine

@@ -293,6 +293,16 @@ void MoeForward(const LayerContext& ctx, int64_t layer, const MoeWeights& w,
                     down + (routed_rows + srow) * H});
     srow += users.size();
   }
+  if (ctx.stats != nullptr) {
+    const uint64_t routed_jobs = jobs.size() - by_shared.size();
+    const uint64_t routed_bytes = 3 * H * I * kernels::DTypeSize(w.expert_dtype);
+    ctx.stats->routed_slots += routed_jobs;
+    ctx.stats->expert_weight_bytes += routed_jobs * routed_bytes;
+    for (const auto& [s, users] : by_shared) {
+      ctx.stats->expert_weight_bytes +=
+          3 * H * SI * kernels::DTypeSize(s >= 0 ? w.shared_dtype : w.shared.gate.dtype);
+    }
+  }
   // qwen2_moe's sigmoid gate of the shared expert rides in the first region.
   std::vector<float> shared_gate;
   std::vector<kernels::MatMulArgs> extra;

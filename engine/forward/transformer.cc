@@ -69,7 +69,8 @@ absl::Status Transformer::Validate(const StepBatch& b, const KvStore& kv) const 
 
 absl::Status Transformer::Forward(const StepBatch& batch, KvStore& kv,
                                   ThreadPool& pool,
-                                  std::vector<float>& logits) const {
+                                  std::vector<float>& logits,
+                                  ForwardStats* stats) const {
   ES_RETURN_IF_ERROR(Validate(batch, kv));
   const ModelConfig& c = config_;
   const size_t T = batch.num_tokens();
@@ -87,8 +88,8 @@ absl::Status Transformer::Forward(const StepBatch& batch, KvStore& kv,
   const size_t half = static_cast<size_t>(rope_.rot_dim() / 2);
   std::vector<float> cos(T * half), sin(T * half);
   rope_.Compute(batch.positions, cos.data(), sin.data());
-  const LayerContext ctx{c,   batch, tables, cos, sin, softmax_scale_,
-                         kv,  pool};
+  const LayerContext ctx{c,  batch, tables, cos, sin, softmax_scale_,
+                         kv, pool,  stats};
 
   // Residual stream h[T, H].
   thread_local Scratch h_buf, x_buf, y_buf;

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "checkpoint/safetensors.h"
 #include "common/thread_pool.h"
+#include "engine/forward/forward_stats.h"
 #include "engine/forward/kv_store.h"
 #include "engine/forward/model_weights.h"
 #include "engine/forward/rope.h"
@@ -38,9 +39,10 @@ class Transformer {
 
   // Runs one step. logits: [batch.logit_tokens.size(), vocab_size].
   // kInvalidArgument for a token id outside the vocabulary or a position
-  // beyond a sequence's block table.
+  // beyond a sequence's block table. `stats`, when set, is added to.
   absl::Status Forward(const StepBatch& batch, KvStore& kv, ThreadPool& pool,
-                       std::vector<float>& logits) const;
+                       std::vector<float>& logits,
+                       ForwardStats* stats = nullptr) const;
 
  private:
   Transformer(ModelConfig config, std::unique_ptr<checkpoint::Checkpoint> ckpt);

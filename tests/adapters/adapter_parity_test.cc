@@ -263,6 +263,65 @@ TEST_P(AdapterParityTest, GreedyTokensWithAdaptersAndBaseMixedInOneBatch) {
   CheckGreedy(AllJobs());
 }
 
+// ForwardStats counts each expert slot a step ran once per layer, whoever
+// chose it, and its bytes (benchmarks derive step bytes from it).
+TEST_P(AdapterParityTest, ForwardStatsCountDistinctExpertSlots) {
+  const ModelConfig& c = model_->config();
+  const uint64_t k = static_cast<uint64_t>(c.num_experts_per_tok);
+  uint64_t moe_layers = 0, shared_bytes = 0, routed_bytes = 0;
+  for (const LayerWeights& l : model_->weights().layers) {
+    if (!l.is_moe) continue;
+    ++moe_layers;
+    routed_bytes = 3 * c.hidden_size * c.moe_intermediate_size *
+                   kernels::DTypeSize(l.moe.expert_dtype);
+    if (l.moe.shared.gate.data != nullptr) {
+      shared_bytes += 3 * c.hidden_size * l.moe.shared.intermediate *
+                      kernels::DTypeSize(l.moe.shared.gate.dtype);
+    }
+  }
+  ASSERT_GT(moe_layers, 0u);
+  // Reroute tables that replace nothing.
+  AdapterRouting identity;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    identity.per_layer.push_back(memory::RerouteTable::Identity(
+        c.IsMoeLayer(l) ? static_cast<int>(c.num_experts) : 0));
+  }
+  const auto run = [&](std::vector<const AdapterRouting*> seqs) {
+    KvStore kv(c, kNumBlocks, kBlockTokens);
+    StepBatch batch;
+    const TokenId token = prompts_[0][0];
+    for (size_t s = 0; s < seqs.size(); ++s) {
+      batch.sequences.push_back({{static_cast<int32_t>(s)}, seqs[s]});
+      batch.AddTokens(static_cast<int32_t>(s), &token, 1, 0, true);
+    }
+    std::vector<float> logits;
+    ForwardStats stats;
+    EXPECT_TRUE(model_->Forward(batch, kv, pool_, logits, &stats).ok());
+    return stats;
+  };
+  const ForwardStats one = run({nullptr});
+  EXPECT_EQ(one.routed_slots, k * moe_layers);
+  EXPECT_EQ(one.expert_weight_bytes, one.routed_slots * routed_bytes + shared_bytes);
+  // The same token twice (same choices): the slots run once.
+  const ForwardStats twice = run({nullptr, nullptr});
+  EXPECT_EQ(twice.routed_slots, one.routed_slots);
+  EXPECT_EQ(twice.expert_weight_bytes, one.expert_weight_bytes);
+  EXPECT_EQ(run({nullptr, &identity}).routed_slots, one.routed_slots);
+  // Next to the base, an adapter's token reads its replacements on top: at
+  // most k more slots per layer, and more for at least one fixture adapter.
+  uint64_t most = 0;
+  for (const auto& [name, routing] : routing_) {
+    const ForwardStats mixed = run({nullptr, routing.get()});
+    EXPECT_GE(mixed.routed_slots, one.routed_slots) << name;
+    EXPECT_LE(mixed.routed_slots, 2 * one.routed_slots) << name;
+    EXPECT_EQ(mixed.expert_weight_bytes - mixed.routed_slots * routed_bytes,
+              shared_bytes * (routing->shared_expert_slot.empty() ? 1 : 2))
+        << name;
+    most = std::max(most, mixed.routed_slots);
+  }
+  EXPECT_GT(most, one.routed_slots);
+}
+
 // Must list exactly the variants of make_fixtures.py.
 INSTANTIATE_TEST_SUITE_P(MoeArchitectures, AdapterParityTest,
                          ::testing::Values("mixtral_f32", "qwen2_moe_f32",
