@@ -54,6 +54,7 @@ const char* BackendName(kernels::MatMulBackend b) {
     case kernels::MatMulBackend::kHighway: return "highway";
     case kernels::MatMulBackend::kOneDnn: return "onednn";
     case kernels::MatMulBackend::kOneDnnSplitBf16: return "onednn_split_bf16";
+    case kernels::MatMulBackend::kAmxSplitBf16: return "amx_split_bf16";
   }
   return "?";
 }
@@ -96,7 +97,8 @@ void BenchMatMul(ThreadPool& pool, const char* regime, size_t M, size_t K,
 
   const kernels::MatMulBackend backends[] = {
       kernels::MatMulBackend::kHighway, kernels::MatMulBackend::kOneDnn,
-      kernels::MatMulBackend::kOneDnnSplitBf16, kernels::MatMulBackend::kAuto};
+      kernels::MatMulBackend::kOneDnnSplitBf16, kernels::MatMulBackend::kAmxSplitBf16,
+      kernels::MatMulBackend::kAuto};
   constexpr size_t kBackends = std::size(backends);
   // One slot per backend, then the cold read and the FMA loop.
   std::vector<double> times[kBackends + 2];

@@ -30,12 +30,24 @@ namespace expertserve::kernels {
 // and tests. kOneDnnSplitBf16 runs BF16 weights on the CPU's bf16 matrix
 // units with x split into two bf16 terms (each product within 2^-17 of f32;
 // cpu/matmul_split_bf16.cc); for other weight dtypes, or where oneDNN cannot
-// build a bf16 matmul, it runs as kOneDnn.
-enum class MatMulBackend : uint8_t { kAuto, kHighway, kOneDnn, kOneDnnSplitBf16 };
+// build a bf16 matmul, it runs as kOneDnn. kAmxSplitBf16 computes the same
+// split with its own AMX kernel that reads W in place (no per-call weight
+// repacking; cpu/matmul_amx.cc); without AMX, or for K not a multiple of
+// 32, it runs as kOneDnnSplitBf16.
+enum class MatMulBackend : uint8_t {
+  kAuto,
+  kHighway,
+  kOneDnn,
+  kOneDnnSplitBf16,
+  kAmxSplitBf16,
+};
 
 // Whether this CPU runs kOneDnnSplitBf16 natively (AMX or AVX512-BF16); kAuto
 // only picks it then.
 bool SplitBf16Native();
+// Whether this CPU has AMX-BF16 and Linux granted this process the tile
+// state (asked for on the first call); kAmxSplitBf16 needs it.
+bool AmxBf16Available();
 
 struct MatMulArgs {
   const float* x = nullptr;  // [M, K], rows x_stride apart

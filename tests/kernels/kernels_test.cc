@@ -128,12 +128,34 @@ TEST_P(KernelsTest, MatMulOneDnnBackendsAndAuto) {
   ThreadPool pool(2);
   for (DType dtype : kAllDTypes) {
     for (MatMulBackend backend : {MatMulBackend::kOneDnn, MatMulBackend::kOneDnnSplitBf16,
-                                  MatMulBackend::kAuto}) {
+                                  MatMulBackend::kAmxSplitBf16, MatMulBackend::kAuto}) {
       RunMatMulCase(rng_, pool, 1, 129, 70, dtype, 1, true, backend);
       RunMatMulCase(rng_, pool, 67, 300, 131, dtype, 2, false, backend);
       // Split BF16: one stacked pass below 128 rows, two passes from 128.
       RunMatMulCase(rng_, pool, 130, 65, 33, dtype, 1, true, backend);
     }
+  }
+}
+
+// The AMX kernel's paths: one x chunk (up to four W blocks), two chunks,
+// three or more (one block, chunk groups of four, more than four chunks);
+// N tails; odd strides and unaligned weights; panels of several tasks.
+TEST(MatMulAmx, MatchesReferenceOverItsPaths) {
+  if (!AmxBf16Available()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
+  std::mt19937 rng(99);
+  for (size_t workers : {1, 3}) {
+    ThreadPool pool(workers);
+    for (size_t M : {1, 5, 16, 17, 32, 33, 48, 64, 65, 100}) {
+      for (size_t N : {16, 37, 64, 80, 130}) {
+        for (size_t K : {32, 96, 512}) {
+          RunMatMulCase(rng, pool, M, K, N, DType::kBF16, (M + N) % 3, N % 2 == 0,
+                        MatMulBackend::kAmxSplitBf16);
+        }
+      }
+    }
+    // K not a multiple of 32 and other dtypes fall back (still correct).
+    RunMatMulCase(rng, pool, 8, 70, 20, DType::kBF16, 1, true, MatMulBackend::kAmxSplitBf16);
+    RunMatMulCase(rng, pool, 8, 64, 20, DType::kF16, 1, true, MatMulBackend::kAmxSplitBf16);
   }
 }
 
@@ -146,13 +168,18 @@ TEST(MatMulSplitBf16, KeepsPrecisionBeyondOneBf16Rounding) {
   std::vector<float> x(M * K);
   for (size_t i = 0; i < x.size(); ++i) x[i] = 1.0f + static_cast<float>(i % 97) / 1024.0f;
   const std::vector<uint16_t> w(N * K, F32ToBF16Bits(1.0f));
-  std::vector<float> y(M * N);
-  MatMul(x.data(), M, K, WeightRef{w.data(), DType::kBF16}, N, nullptr, y.data(), pool,
-         MatMulBackend::kOneDnnSplitBf16);
-  for (size_t m = 0; m < M; ++m) {
-    double want = 0;
-    for (size_t k = 0; k < K; ++k) want += x[m * K + k];
-    for (size_t n = 0; n < N; ++n) ASSERT_NEAR(y[m * N + n], want, 1e-5 * want) << m;
+  for (MatMulBackend backend :
+       {MatMulBackend::kOneDnnSplitBf16, MatMulBackend::kAmxSplitBf16}) {
+    std::vector<float> y(M * N);
+    MatMul(x.data(), M, K, WeightRef{w.data(), DType::kBF16}, N, nullptr, y.data(), pool,
+           backend);
+    for (size_t m = 0; m < M; ++m) {
+      double want = 0;
+      for (size_t k = 0; k < K; ++k) want += x[m * K + k];
+      for (size_t n = 0; n < N; ++n) {
+        ASSERT_NEAR(y[m * N + n], want, 1e-5 * want) << m << " backend " << int(backend);
+      }
+    }
   }
 }
 
@@ -172,7 +199,7 @@ TEST_P(KernelsTest, MatMulGroupMixedProducts) {
   for (size_t workers : {1, 2, 3}) {
     for (MatMulBackend backend :
          {MatMulBackend::kAuto, MatMulBackend::kHighway, MatMulBackend::kOneDnn,
-          MatMulBackend::kOneDnnSplitBf16}) {
+          MatMulBackend::kOneDnnSplitBf16, MatMulBackend::kAmxSplitBf16}) {
       ThreadPool pool(workers);
       std::vector<F32Buffer> xs;
       std::vector<WeightBuffer> ws;
@@ -227,7 +254,8 @@ TEST_P(KernelsTest, MatMulGroupProductsSharingX) {
     products.push_back(MatMulArgs{x.data(), 64, s.M, s.K, ws[i].ref(), s.N, nullptr,
                                   ys[i].data(), s.N});
   }
-  for (MatMulBackend backend : {MatMulBackend::kAuto, MatMulBackend::kOneDnnSplitBf16}) {
+  for (MatMulBackend backend : {MatMulBackend::kAuto, MatMulBackend::kOneDnnSplitBf16,
+                                MatMulBackend::kAmxSplitBf16}) {
     MatMulGroup(products, pool, backend);
     for (size_t i = 0; i < products.size(); ++i) {
       std::vector<float> want(ys[i].size());

@@ -24,6 +24,7 @@ struct MatMulPlan {
   size_t kc = 0;  // Highway: K chunk
   // kOneDnnSplitBf16: x split by MatMulGroup before the tasks run, hi
   // [SplitBf16Rows(M), K] then lo likewise; rows past M are zero.
+  // kAmxSplitBf16: the same split in the AMX packing (AmxPackElems).
   const uint16_t* x_bf16 = nullptr;
   size_t num_tasks() const { return m_tiles * n_tiles; }
 };
@@ -48,6 +49,18 @@ void SplitToBf16(const float* x, size_t x_stride, size_t rows, size_t K,
 // One N panel of kOneDnnSplitBf16 (BF16 weights, K > 0, plan.x_bf16 set).
 void MatMulSplitBf16Task(const MatMulArgs& args, const MatMulPlan& plan,
                          size_t task);
+// The AMX backend (cpu/matmul_amx.cc): W in 16-row blocks, K in steps of 32.
+inline constexpr size_t kAmxRows = 16;
+inline constexpr size_t kAmxK = 32;
+// The AMX packing of an M x K x: per 16-row chunk of mc rows (the last may
+// be shorter), hi then lo, each [K / 2][mc][2] bf16 (pairs of k per x row,
+// the tiles' layout); chunk c starts 2 * 16 * c * K u16 in.
+inline size_t AmxPackElems(size_t M, size_t K) { return 2 * M * K; }
+// Packs one chunk: x rows [0, rows), 1 <= rows <= 16, K % 32 == 0.
+void PackXForAmx(const float* x, size_t x_stride, size_t rows, size_t K,
+                 uint16_t* dst);
+// One N panel (plan.n_tile a multiple of 16) of kAmxSplitBf16.
+void MatMulAmxTask(const MatMulArgs& args, const MatMulPlan& plan, size_t task);
 // One N panel of oneDNN sgemm, single-threaded; 16-bit weights are widened
 // into per-thread scratch first.
 void MatMulOneDnnTask(const MatMulArgs& args, const MatMulPlan& plan,

@@ -37,6 +37,22 @@ HWY_EXPORT(TargetNameImpl);
 MatMulPlan PlanMatMul(const MatMulArgs& a, MatMulBackend backend,
                       size_t target_tasks) {
   MatMulPlan p;
+  if (backend == MatMulBackend::kAmxSplitBf16) {
+    if (a.w.dtype == DType::kBF16 && a.K > 0 && a.K % internal::kAmxK == 0 &&
+        AmxBf16Available()) {
+      p.backend = backend;
+      p.m_tile = a.M;
+      // Panels of whole 16-row blocks.
+      const size_t per_task = (a.N + std::max<size_t>(1, target_tasks) - 1) /
+                              std::max<size_t>(1, target_tasks);
+      p.n_tile = std::max(internal::kAmxRows,
+                          (per_task + internal::kAmxRows - 1) / internal::kAmxRows *
+                              internal::kAmxRows);
+      p.n_tiles = (a.N + p.n_tile - 1) / p.n_tile;
+      return p;
+    }
+    backend = MatMulBackend::kOneDnnSplitBf16;
+  }
   if (backend == MatMulBackend::kOneDnnSplitBf16 &&
       (a.w.dtype != DType::kBF16 || a.K == 0 ||
        !internal::SplitBf16Available())) {
@@ -102,7 +118,9 @@ void CheckMatMulArgs(const MatMulArgs& a) {
 }
 
 void RunMatMulTask(const MatMulArgs& a, const MatMulPlan& p, size_t task) {
-  if (p.backend == MatMulBackend::kOneDnnSplitBf16) {
+  if (p.backend == MatMulBackend::kAmxSplitBf16) {
+    internal::MatMulAmxTask(a, p, task);
+  } else if (p.backend == MatMulBackend::kOneDnnSplitBf16) {
     internal::MatMulSplitBf16Task(a, p, task);
   } else if (p.backend == MatMulBackend::kOneDnn) {
     internal::MatMulOneDnnTask(a, p, task);
@@ -111,58 +129,77 @@ void RunMatMulTask(const MatMulArgs& a, const MatMulPlan& p, size_t task) {
   }
 }
 
-// Splits the x of every kOneDnnSplitBf16 product into its bf16 hi and lo
-// terms (one parallel pass before the products run, since every N panel
-// reads all of x) and points the plans at them; products sharing an x (an
-// MLP's gate and up) share the split. The buffer is the calling thread's,
-// grow-only, and lives until its next MatMulGroup.
+bool IsSplit(const MatMulPlan& p) {
+  return p.backend == MatMulBackend::kOneDnnSplitBf16 ||
+         p.backend == MatMulBackend::kAmxSplitBf16;
+}
+
+// u16 elements of a product's split x (hi and lo) in its backend's layout.
+size_t SplitElems(const MatMulArgs& a, const MatMulPlan& p) {
+  return p.backend == MatMulBackend::kAmxSplitBf16
+             ? internal::AmxPackElems(a.M, a.K)
+             : 2 * internal::SplitBf16Rows(a.M) * a.K;
+}
+
+// Splits the x of every split-BF16 product into its bf16 hi and lo terms,
+// in its backend's layout (one parallel pass before the products run, since
+// every N panel reads all of x) and points the plans at them; products
+// sharing an x and a layout (an MLP's gate and up) share the split. The
+// buffer is the calling thread's, grow-only, and lives until its next
+// MatMulGroup.
 void SplitXForBf16(std::span<const MatMulArgs> products,
                    std::vector<MatMulPlan>& plans, ThreadPool& pool) {
-  constexpr size_t kRowsPerTask = 16;
+  constexpr size_t kRowsPerTask = 16;  // also the AMX chunk: one per task
+  static_assert(kRowsPerTask == internal::kAmxRows);
   thread_local std::vector<uint16_t> buffer;
-  if (std::none_of(plans.begin(), plans.end(), [](const MatMulPlan& p) {
-        return p.backend == MatMulBackend::kOneDnnSplitBf16;
-      })) {
+  if (std::none_of(plans.begin(), plans.end(), IsSplit)) {
     return;  // decode: nothing to split, nothing to allocate
   }
   std::vector<size_t> offset(products.size()), owner(products.size());
   std::vector<std::pair<size_t, size_t>> tasks;  // (product, first row)
   size_t total = 0;
   for (size_t i = 0; i < products.size(); ++i) {
-    if (plans[i].backend != MatMulBackend::kOneDnnSplitBf16) continue;
+    if (!IsSplit(plans[i])) continue;
     const MatMulArgs& a = products[i];
     owner[i] = i;
     for (size_t j = 0; j < i; ++j) {
       const MatMulArgs& b = products[j];
-      if (plans[j].backend == MatMulBackend::kOneDnnSplitBf16 && b.x == a.x &&
-          b.M == a.M && b.K == a.K && b.x_stride == a.x_stride) {
+      if (plans[j].backend == plans[i].backend && b.x == a.x && b.M == a.M &&
+          b.K == a.K && b.x_stride == a.x_stride) {
         owner[i] = owner[j];
         break;
       }
     }
     if (owner[i] != i) continue;
-    const size_t mp = internal::SplitBf16Rows(a.M);
     offset[i] = total;
-    total += 2 * mp * a.K;
-    for (size_t r = 0; r < mp; r += kRowsPerTask) tasks.emplace_back(i, r);
+    total += SplitElems(a, plans[i]);
+    const size_t rows = plans[i].backend == MatMulBackend::kAmxSplitBf16
+                            ? (a.M + kRowsPerTask - 1) / kRowsPerTask * kRowsPerTask
+                            : internal::SplitBf16Rows(a.M);
+    for (size_t r = 0; r < rows; r += kRowsPerTask) tasks.emplace_back(i, r);
   }
   if (tasks.empty()) return;
   if (buffer.size() < total) buffer.resize(total);
   // Not `buffer` inside the tasks: on a worker, that names its own.
   uint16_t* const base = buffer.data();
   for (size_t i = 0; i < products.size(); ++i) {
-    if (plans[i].backend != MatMulBackend::kOneDnnSplitBf16) continue;
-    plans[i].x_bf16 = base + offset[owner[i]];
+    if (IsSplit(plans[i])) plans[i].x_bf16 = base + offset[owner[i]];
   }
   pool.ParallelFor(tasks.size(), [&](size_t t, size_t /*worker*/) {
     const auto [i, r0] = tasks[t];
     const MatMulArgs& a = products[i];
+    const size_t real_end = std::min(r0 + kRowsPerTask, a.M);
+    const size_t real = real_end > r0 ? real_end - r0 : 0;
+    if (plans[i].backend == MatMulBackend::kAmxSplitBf16) {
+      internal::PackXForAmx(a.x + r0 * a.x_stride, a.x_stride, real, a.K,
+                            base + offset[i] + 2 * r0 * a.K);
+      return;
+    }
     const size_t mp = internal::SplitBf16Rows(a.M);
     const size_t r1 = std::min(mp, r0 + kRowsPerTask);
     uint16_t* hi = base + offset[i];
-    const size_t real_end = std::min(r1, a.M);
-    if (r0 < real_end) {
-      internal::SplitToBf16(a.x + r0 * a.x_stride, a.x_stride, real_end - r0, a.K,
+    if (real > 0) {
+      internal::SplitToBf16(a.x + r0 * a.x_stride, a.x_stride, real, a.K,
                             hi + r0 * a.K, hi + (mp + r0) * a.K);
     }
     // Padding rows (zeros contribute nothing; their outputs are dropped).

@@ -26,7 +26,23 @@ constexpr size_t kOneDnnMinM = 32;
 // 4096 x 4096: 1.49 vs 2.35 ms); at M = 8 it loses (234 vs 205 us).
 constexpr size_t kSplitBf16MinM = 16;
 
+// BF16 weights on AMX through our own kernel (cpu/matmul_amx.cc), which
+// reads W in place where oneDNN repacks it per call. Measured in the forward
+// pass (bench-forward, runs alternated twice; tokens/s): dense decode b16
+// 192-201 -> 242-259, MoE decode b16 197-204 -> 215-217, b64 410 -> 425-435
+// (its shared experts and attention projections have M = 16-63), MoE
+// prefill 1 x 512 812-916 -> 922-950 (experts of ~48 rows). Below 16 rows
+// the Highway kernel streams weights faster (one MoE layer's experts at 64
+// tokens, M mostly 3-9: 0.61 vs 0.56-0.58 of the DRAM read rate with AMX
+// from M = 4 or 8); from 64 oneDNN's packed kernel is as fast or faster.
+constexpr size_t kAmxMinM = 16;
+constexpr size_t kAmxMaxM = 64;
+
 MatMulBackend ChooseMatMulBackend(const MatMulArgs& args) {
+  if (args.w.dtype == DType::kBF16 && args.M >= kAmxMinM && args.M < kAmxMaxM &&
+      args.K % internal::kAmxK == 0 && AmxBf16Available()) {
+    return MatMulBackend::kAmxSplitBf16;
+  }
   if (args.M >= kSplitBf16MinM && args.w.dtype == DType::kBF16 &&
       SplitBf16Native()) {
     return MatMulBackend::kOneDnnSplitBf16;
