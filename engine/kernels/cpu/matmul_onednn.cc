@@ -28,14 +28,17 @@ constexpr size_t kSplitBf16MinM = 16;
 
 // BF16 weights on AMX through our own kernel (cpu/matmul_amx.cc), which
 // reads W in place where oneDNN repacks it per call. Measured in the forward
-// pass (bench-forward, runs alternated twice; tokens/s): dense decode b16
-// 192-201 -> 242-259, MoE decode b16 197-204 -> 215-217, b64 410 -> 425-435
-// (its shared experts and attention projections have M = 16-63), MoE
-// prefill 1 x 512 812-916 -> 922-950 (experts of ~48 rows). Below 16 rows
-// the Highway kernel streams weights faster (one MoE layer's experts at 64
-// tokens, M mostly 3-9: 0.61 vs 0.56-0.58 of the DRAM read rate with AMX
-// from M = 4 or 8); from 64 oneDNN's packed kernel is as fast or faster.
-constexpr size_t kAmxMinM = 16;
+// pass (bench-forward, configurations alternated twice; tokens/s), against
+// the split-BF16 backend from M = 16 and Highway below: with AMX for M =
+// 16-63, dense decode b16 192-201 -> 242-259, MoE decode b16 197-204 ->
+// 215-217, MoE prefill 1 x 512 812-916 -> 922-950 (experts of ~48 rows);
+// from M = 4, MoE decode b64 (experts of 3-9 rows) 418-437 -> 501-513 and
+// one MoE layer's experts at 64 tokens 0.59-0.62 -> 0.74-0.79 of the DRAM
+// read rate (`bench-kernels --only=expert_group`; from M = 2 or 3 no
+// better). From M = 64 up, oneDNN's packed kernel keeps the dense model
+// faster (prefill 4 x 512 485-504 vs 445-452 with AMX, decode b64 352-356
+// vs 342) while the MoE's 4 x 512 prefill was 3-4 % slower: split-BF16.
+constexpr size_t kAmxMinM = 4;
 constexpr size_t kAmxMaxM = 64;
 
 MatMulBackend ChooseMatMulBackend(const MatMulArgs& args) {
