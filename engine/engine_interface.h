@@ -139,6 +139,11 @@ struct EngineStats {
   int64_t prefix_cache_hits = 0;     // of which found in the cache
   int64_t prompt_tokens = 0;
   int64_t generation_tokens = 0;
+  // Expert slots the forward passes ran (once per MoE layer and step however
+  // many tokens chose one) and their weight bytes, routed plus shared: what
+  // a memory-bound MoE step reads. Mixing ESFT adapters in a batch raises it.
+  int64_t routed_expert_slots = 0;
+  int64_t expert_weight_bytes = 0;
 };
 
 // Thread-safe: every method may be called from any thread.

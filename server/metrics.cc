@@ -69,6 +69,15 @@ class ServerMetrics::StateCollector final : public prometheus::Collectable {
     MetricFamily ph{"expertserve:prefix_cache_hits_total",
                     "Prefix cache hits, in terms of number of cached tokens.",
                     MetricType::Counter, {}};
+    MetricFamily slots_run{"expertserve:routed_expert_slots_total",
+                           "Routed expert slots the forward passes ran, once per MoE "
+                           "layer and step however many tokens chose one.",
+                           MetricType::Counter, {}};
+    MetricFamily bytes_run{"expertserve:expert_weight_bytes_read_total",
+                           "Weight bytes of the routed and shared experts the forward "
+                           "passes ran: what a memory-bound MoE step reads. Mixing ESFT "
+                           "adapters in a batch raises it per token.",
+                           MetricType::Counter, {}};
     MetricFamily resident{"expertserve:expert_resident_bytes",
                           "Expert weight bytes mapped per memory tier (base and adapter "
                           "expert slots).",
@@ -98,6 +107,10 @@ class ServerMetrics::StateCollector final : public prometheus::Collectable {
         pq.metric.push_back(
             Labelled(name, static_cast<double>(s.prefix_cache_queries), true));
         ph.metric.push_back(Labelled(name, static_cast<double>(s.prefix_cache_hits), true));
+        slots_run.metric.push_back(
+            Labelled(name, static_cast<double>(s.routed_expert_slots), true));
+        bytes_run.metric.push_back(
+            Labelled(name, static_cast<double>(s.expert_weight_bytes), true));
       }
       if (m->expert_memory) {
         const ExpertMemoryStats e = m->expert_memory();
@@ -123,8 +136,8 @@ class ServerMetrics::StateCollector final : public prometheus::Collectable {
                         ? 0.0
                         : static_cast<double>(stream_buffered_bytes_->load());
     buffered.metric.push_back(b);
-    return {running, waiting, kv, preempt, pq, ph, resident, moved, slots_used, slots_total,
-            buffered};
+    return {running, waiting,   kv,    preempt,    pq,          ph,      slots_run,
+            bytes_run, resident, moved, slots_used, slots_total, buffered};
   }
 
  private:

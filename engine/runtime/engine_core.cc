@@ -463,6 +463,9 @@ EngineStats EngineCore::Stats() const {
   st.prefix_cache_hits = kv_.prefix_hits();
   st.prompt_tokens = prompt_tokens_;
   st.generation_tokens = generation_tokens_;
+  const ForwardStats f = runner_->forward_stats();
+  st.routed_expert_slots = static_cast<int64_t>(f.routed_slots);
+  st.expert_weight_bytes = static_cast<int64_t>(f.expert_weight_bytes);
   return st;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "engine/forward/forward_stats.h"
 #include "engine/forward/step_batch.h"
 #include "engine/kv_cache/block_manager.h"
 
@@ -28,6 +29,9 @@ class ModelRunnerInterface {
   virtual void CopyBlocks(std::span<const BlockCopy> copies) = 0;
   // logits: [batch.logit_tokens.size(), vocab_size()].
   virtual absl::Status Run(const StepBatch& batch, std::vector<float>& logits) = 0;
+  // What the steps so far read from their experts (cumulative); zero for
+  // runners without experts.
+  virtual ForwardStats forward_stats() const { return {}; }
 };
 
 }  // namespace expertserve::engine

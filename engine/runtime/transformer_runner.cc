@@ -59,7 +59,7 @@ void TransformerRunner::CopyBlocks(std::span<const BlockCopy> copies) {
 }
 
 absl::Status TransformerRunner::Run(const StepBatch& batch, std::vector<float>& logits) {
-  return model_->Forward(batch, kv_, pool_, logits);
+  return model_->Forward(batch, kv_, pool_, logits, &stats_);
 }
 
 }  // namespace expertserve::engine

@@ -34,6 +34,7 @@ class TransformerRunner final : public ModelRunnerInterface {
   int32_t block_tokens() const override { return block_tokens_; }
   void CopyBlocks(std::span<const BlockCopy> copies) override;
   absl::Status Run(const StepBatch& batch, std::vector<float>& logits) override;
+  ForwardStats forward_stats() const override { return stats_; }
 
   const Transformer& model() const { return *model_; }
 
@@ -46,6 +47,7 @@ class TransformerRunner final : public ModelRunnerInterface {
   int32_t block_tokens_;
   KvStore kv_;
   ThreadPool pool_;
+  ForwardStats stats_;
 };
 
 }  // namespace expertserve::engine

@@ -722,6 +722,18 @@ TEST_F(E2eTest, EsftAdaptersAndAdminService) {
   const std::string math = ids(Cli(app + gen + " --adapter math", &code));
   ASSERT_EQ(code, 0) << math;
   EXPECT_NE(base, math);
+  // The steps' expert reads reach the metrics (published after each step).
+  double slots_run = -1, bytes_run = -1;
+  for (int i = 0; i < 100 && bytes_run <= 0; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto text = HttpGet(server_.metrics_port(), "/metrics");
+    if (!text) continue;
+    slots_run = MetricValue(*text, "expertserve:routed_expert_slots_total{model_name=\"moe\"}");
+    bytes_run =
+        MetricValue(*text, "expertserve:expert_weight_bytes_read_total{model_name=\"moe\"}");
+  }
+  EXPECT_GT(slots_run, 0);
+  EXPECT_GT(bytes_run, 1000 * slots_run);  // an expert is kilobytes of weights
   // Admin RPCs need the admin permission.
   EXPECT_THAT(Cli(app + "load-adapter --name law --path " + demo + "/adapters/law "
                   "--base-model moe", &code), HasSubstr("PERMISSION_DENIED"));

@@ -408,6 +408,9 @@ TEST(ServerTest, ListModelsRouteAndMetrics) {
         "expertserve:request_queue_time_seconds_bucket", "expertserve:prompt_tokens_total",
         "expertserve:generation_tokens_total", "expertserve:num_preemptions_total",
         "expertserve:prefix_cache_queries_total", "expertserve:prefix_cache_hits_total",
+        // The fake runner has no experts.
+        "expertserve:routed_expert_slots_total{model_name=\"fake\"} 0",
+        "expertserve:expert_weight_bytes_read_total{model_name=\"fake\"} 0",
         "expertserve:request_success_total{adapter=\"\",finished_reason=\"length\",model_name=\"fake\"} 1",
         "expertserve:router_decisions_total", "expertserve:stream_buffered_bytes 0"}) {
     EXPECT_THAT(text, HasSubstr(name));
