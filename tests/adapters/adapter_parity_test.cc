@@ -269,14 +269,21 @@ TEST_P(AdapterParityTest, ForwardStatsCountDistinctExpertSlots) {
   const ModelConfig& c = model_->config();
   const uint64_t k = static_cast<uint64_t>(c.num_experts_per_tok);
   uint64_t moe_layers = 0, shared_bytes = 0, routed_bytes = 0;
+  std::vector<uint64_t> layer_shared_bytes;  // per layer, 0 for dense ones
   for (const LayerWeights& l : model_->weights().layers) {
+    layer_shared_bytes.push_back(0);
     if (!l.is_moe) continue;
     ++moe_layers;
-    routed_bytes = 3 * c.hidden_size * c.moe_intermediate_size *
-                   kernels::DTypeSize(l.moe.expert_dtype);
+    const uint64_t r = 3 * c.hidden_size * c.moe_intermediate_size *
+                       kernels::DTypeSize(l.moe.expert_dtype);
+    if (routed_bytes != 0) {
+      ASSERT_EQ(r, routed_bytes) << "mixed expert sizes";
+    }
+    routed_bytes = r;
     if (l.moe.shared.gate.data != nullptr) {
-      shared_bytes += 3 * c.hidden_size * l.moe.shared.intermediate *
-                      kernels::DTypeSize(l.moe.shared.gate.dtype);
+      layer_shared_bytes.back() = 3 * c.hidden_size * l.moe.shared.intermediate *
+                                  kernels::DTypeSize(l.moe.shared.gate.dtype);
+      shared_bytes += layer_shared_bytes.back();
     }
   }
   ASSERT_GT(moe_layers, 0u);
@@ -314,8 +321,13 @@ TEST_P(AdapterParityTest, ForwardStatsCountDistinctExpertSlots) {
     const ForwardStats mixed = run({nullptr, routing.get()});
     EXPECT_GE(mixed.routed_slots, one.routed_slots) << name;
     EXPECT_LE(mixed.routed_slots, 2 * one.routed_slots) << name;
-    EXPECT_EQ(mixed.expert_weight_bytes - mixed.routed_slots * routed_bytes,
-              shared_bytes * (routing->shared_expert_slot.empty() ? 1 : 2))
+    // The base's shared experts, plus the adapter's replacements where it has
+    // them (same shape as the base's).
+    uint64_t want_shared = shared_bytes;
+    for (size_t l = 0; l < routing->shared_expert_slot.size(); ++l) {
+      if (routing->shared_expert_slot[l] >= 0) want_shared += layer_shared_bytes[l];
+    }
+    EXPECT_EQ(mixed.expert_weight_bytes - mixed.routed_slots * routed_bytes, want_shared)
         << name;
     most = std::max(most, mixed.routed_slots);
   }

@@ -137,9 +137,10 @@ TEST_P(KernelsTest, MatMulOneDnnBackendsAndAuto) {
   }
 }
 
-// The AMX kernel's paths: one x chunk (up to four W blocks), two chunks,
-// three or more (one block, chunk groups of four, more than four chunks);
-// N tails; odd strides and unaligned weights; panels of several tasks.
+// The AMX kernel's paths: one 16-row x chunk and several (partial last
+// chunks), W in block pairs and a single last block, N % 16 tail rows (on
+// the Highway kernel); odd strides and unaligned weights; panels of several
+// tasks.
 TEST(MatMulAmx, MatchesReferenceOverItsPaths) {
   if (!AmxBf16Available()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
   std::mt19937 rng(99);
@@ -156,6 +157,46 @@ TEST(MatMulAmx, MatchesReferenceOverItsPaths) {
     // K not a multiple of 32 and other dtypes fall back (still correct).
     RunMatMulCase(rng, pool, 8, 70, 20, DType::kBF16, 1, true, MatMulBackend::kAmxSplitBf16);
     RunMatMulCase(rng, pool, 8, 64, 20, DType::kF16, 1, true, MatMulBackend::kAmxSplitBf16);
+  }
+}
+
+// kAuto on one x for products that resolve to different backends (on an
+// AMX machine: AMX for N >= 128, the oneDNN split below, Highway for M < 4):
+// each must match the reference, so a split in one backend's layout is
+// never read as another's.
+TEST(MatMulAuto, ProductsOnOneXAcrossBackends) {
+  ThreadPool pool(2);
+  std::mt19937 rng(5);
+  for (size_t M : {3, 16, 40}) {
+    struct Shape {
+      size_t N;
+      bool bias;
+    };
+    const Shape shapes[] = {{128, false}, {32, true}, {200, true}, {256, false}};
+    constexpr size_t K = 64;
+    F32Buffer x(RandomF32(rng, M * K), 0);
+    std::vector<WeightBuffer> ws;
+    std::vector<std::vector<float>> biases, ys;
+    std::vector<MatMulArgs> products;
+    for (const Shape& s : shapes) {
+      ws.emplace_back(RandomF32(rng, s.N * K), DType::kBF16, 1);
+      biases.push_back(RandomF32(rng, s.N));
+      ys.emplace_back(M * s.N, -7.0f);
+    }
+    for (size_t i = 0; i < std::size(shapes); ++i) {
+      products.push_back(MatMulArgs{x.data(), K, M, K, ws[i].ref(), shapes[i].N,
+                                    shapes[i].bias ? biases[i].data() : nullptr,
+                                    ys[i].data(), shapes[i].N});
+    }
+    MatMulGroup(products, pool, MatMulBackend::kAuto);
+    for (size_t i = 0; i < products.size(); ++i) {
+      std::vector<float> want(ys[i].size());
+      MatMulArgs ref_args = products[i];
+      ref_args.y = want.data();
+      reference::MatMul(ref_args);
+      ExpectMatMulNear(products[i], want,
+                       "M=" + std::to_string(M) + " product " + std::to_string(i));
+    }
   }
 }
 

@@ -14,7 +14,8 @@ MatMulBackend ChooseMatMulBackend(const MatMulArgs& args);
 
 // How one product is cut into tasks for the pool: m_tiles × n_tiles tiles of
 // [m_tile, n_tile], K in chunks of kc (Highway); oneDNN uses N panels only
-// (m_tiles == 1). A value type; building it has no side effects.
+// (m_tiles == 1). A value type; building it has no side effects (the first
+// kAmxSplitBf16 plan asks Linux for the tile state, once per process).
 struct MatMulPlan {
   MatMulBackend backend = MatMulBackend::kHighway;
   size_t m_tile = 0;
@@ -59,6 +60,9 @@ inline size_t AmxPackElems(size_t M, size_t K) { return 2 * M * K; }
 // Packs one chunk: x rows [0, rows), 1 <= rows <= 16, K % 32 == 0.
 void PackXForAmx(const float* x, size_t x_stride, size_t rows, size_t K,
                  uint16_t* dst);
+// All of `args` on the Highway kernel, serially on the calling thread (the
+// AMX backend's last N % 16 rows).
+void MatMulHighwaySerial(const MatMulArgs& args);
 // One N panel (plan.n_tile a multiple of 16) of kAmxSplitBf16.
 void MatMulAmxTask(const MatMulArgs& args, const MatMulPlan& plan, size_t task);
 // One N panel of oneDNN sgemm, single-threaded; 16-bit weights are widened

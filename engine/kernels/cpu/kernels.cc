@@ -100,6 +100,12 @@ MatMulPlan PlanMatMul(const MatMulArgs& a, MatMulBackend backend,
 }
 
 namespace internal {
+void MatMulHighwaySerial(const MatMulArgs& a) {
+  if (a.M == 0 || a.N == 0) return;
+  const MatMulPlan p = PlanMatMul(a, MatMulBackend::kHighway, 1);
+  for (size_t t = 0; t < p.num_tasks(); ++t) HWY_DYNAMIC_DISPATCH(MatMulTaskHwy)(a, p, t);
+}
+
 void SplitToBf16(const float* x, size_t x_stride, size_t rows, size_t K,
                  uint16_t* hi, uint16_t* lo) {
   HWY_DYNAMIC_DISPATCH(SplitToBf16Impl)(x, x_stride, rows, K, hi, lo);
@@ -153,7 +159,7 @@ void SplitXForBf16(std::span<const MatMulArgs> products,
   static_assert(kRowsPerTask == internal::kAmxRows);
   thread_local std::vector<uint16_t> buffer;
   if (std::none_of(plans.begin(), plans.end(), IsSplit)) {
-    return;  // decode: nothing to split, nothing to allocate
+    return;  // nothing to split, nothing to allocate
   }
   std::vector<size_t> offset(products.size()), owner(products.size());
   std::vector<std::pair<size_t, size_t>> tasks;  // (product, first row)

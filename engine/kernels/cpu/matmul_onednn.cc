@@ -40,11 +40,19 @@ constexpr size_t kSplitBf16MinM = 16;
 // vs 342) while the MoE's 4 x 512 prefill was 3-4 % slower: split-BF16.
 constexpr size_t kAmxMinM = 4;
 constexpr size_t kAmxMaxM = 64;
+// Narrow products (routers: N = 8-64 experts; qwen2_moe's shared-expert gate,
+// N = 1; MLA's per-head W_uv, N = 64) cost more to pack and set up than they
+// stream, on AMX or oneDNN: Highway up to M = 63 (a 16 x 4096 x 8 router:
+// 454 us on AMX with a scalar tail, 8.6 us on Highway; 16 x 1024 x 64 warm:
+// 93 vs 30 us).
+constexpr size_t kAmxMinN = 128;
 
 MatMulBackend ChooseMatMulBackend(const MatMulArgs& args) {
-  if (args.w.dtype == DType::kBF16 && args.M >= kAmxMinM && args.M < kAmxMaxM &&
-      args.K % internal::kAmxK == 0 && AmxBf16Available()) {
-    return MatMulBackend::kAmxSplitBf16;
+  if (args.w.dtype == DType::kBF16 && args.M < kAmxMaxM && AmxBf16Available()) {
+    if (args.N < kAmxMinN) return MatMulBackend::kHighway;  // narrow: overheads
+    if (args.M >= kAmxMinM && args.K % internal::kAmxK == 0) {
+      return MatMulBackend::kAmxSplitBf16;
+    }
   }
   if (args.M >= kSplitBf16MinM && args.w.dtype == DType::kBF16 &&
       SplitBf16Native()) {
