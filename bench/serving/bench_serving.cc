@@ -104,6 +104,7 @@ struct RunResult {
   int64_t output_tokens = 0;
   std::vector<double> ttft_ms, itl_ms;
   int64_t preemptions = 0;
+  int64_t expert_bytes = 0;  // expert weight bytes the run's steps read
 };
 
 GenerateRequest MakeRequest(const std::string& id, const Job& j) {
@@ -121,6 +122,7 @@ RunResult Run(Engine& engine, const std::vector<Job>& jobs, bool one_at_a_time,
   RunResult res;
   std::vector<std::shared_ptr<TimingSink>> sinks;
   const int64_t preempt0 = engine.GetStats()[0].num_preemptions;
+  const int64_t bytes0 = engine.GetStats()[0].expert_weight_bytes;
   const absl::Time start = absl::Now();
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (!one_at_a_time) {
@@ -145,6 +147,7 @@ RunResult Run(Engine& engine, const std::vector<Job>& jobs, bool one_at_a_time,
     for (double x : sinks[i]->ItlMs()) res.itl_ms.push_back(x);
   }
   res.preemptions = engine.GetStats()[0].num_preemptions - preempt0;
+  res.expert_bytes = engine.GetStats()[0].expert_weight_bytes - bytes0;
   return res;
 }
 
@@ -165,6 +168,8 @@ nlohmann::json ToJson(const std::string& mode, const RunResult& r) {
                  {"p90", Percentile(r.itl_ms, 90)},
                  {"p99", Percentile(r.itl_ms, 99)}};
   j["preemptions"] = r.preemptions;
+  j["expert_bytes_per_output_token"] =
+      r.output_tokens > 0 ? static_cast<double>(r.expert_bytes) / r.output_tokens : 0.0;
   return j;
 }
 
@@ -307,6 +312,13 @@ int main(int argc, char** argv) {
         (static_cast<double>(decode_single.output_tokens) / decode_single.wall_s);
     sum["decode_itl_p99_ratio"] =
         Percentile(decode_batched.itl_ms, 99) / Percentile(decode_single.itl_ms, 99);
+    // Expert bytes per generated token, one stream over n streams (prefill
+    // steps included): how much less each token of the concurrent run reads.
+    if (decode_batched.expert_bytes > 0) {
+      sum["decode_expert_bytes_per_token_ratio"] =
+          (static_cast<double>(decode_single.expert_bytes) / decode_single.output_tokens) /
+          (static_cast<double>(decode_batched.expert_bytes) / decode_batched.output_tokens);
+    }
   }
   std::printf("%s\n", sum.dump().c_str());
   return 0;
