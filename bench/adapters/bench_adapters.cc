@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/common/decode_bytes.h"
 #include "common/thread_pool.h"
 #include "engine/adapters/adapter_registry.h"
 #include "engine/forward/transformer.h"
@@ -66,9 +67,7 @@ size_t SafetensorsBytes(const fs::path& dir) {
 
 // Decodes `steps` tokens for `batch` sequences after a 16-token prefill;
 // sequence i runs routings[i % routings.size()] (null = base). Returns the
-// decode seconds.
-// Prefills `batch` sequences, then times `steps` decode steps; the decode
-// steps' expert reads are added to *stats when set.
+// decode seconds; the decode steps' expert reads are added to *stats when set.
 double RunWorkload(const Transformer& model, const std::vector<const AdapterRouting*>& routings,
                    size_t batch, int steps, ThreadPool& pool,
                    engine::ForwardStats* stats = nullptr) {
@@ -259,36 +258,24 @@ int main(int argc, char** argv) {
     }
     identity_mixed.push_back(&a);
   }
-  // What a memory-bound step must read: the experts the forward pass ran
-  // (counted), plus every other weight but the embedding rows.
+  // What a memory-bound step must read: every weight but the routed experts,
+  // plus the routed experts the forward pass ran (counted). These adapters
+  // replace no shared expert (shared_adapter_slots_per_layer is 0 above).
   engine::ForwardStats base_stats, mixed_stats;
   RunWorkload(*model, base, batch, steps, pool, &base_stats);
   RunWorkload(*model, mixed, batch, steps, pool, &mixed_stats);
-  double expert_elem = 2;
-  for (const auto& layer : model->weights().layers) {
-    if (layer.is_moe) expert_elem = static_cast<double>(kernels::DTypeSize(layer.moe.expert_dtype));
-  }
-  const double routed_bytes = 3.0 * static_cast<double>(c.hidden_size * c.moe_intermediate_size) *
-                              expert_elem;
-  const double shared_per_step =
-      (static_cast<double>(base_stats.expert_weight_bytes) -
-       static_cast<double>(base_stats.routed_slots) * routed_bytes) / steps;
-  const double routed_all = routed_bytes * static_cast<double>(c.num_experts) *
-                            static_cast<double>(c.MoeLayers().size());
-  const double embed = c.tie_word_embeddings
-                           ? 0.0
-                           : static_cast<double>(c.vocab_size * c.hidden_size) * expert_elem;
-  const double other = static_cast<double>(base_bytes) - routed_all - shared_per_step - embed;
-  const double base_step = other + static_cast<double>(base_stats.expert_weight_bytes) / steps;
-  const double mixed_step = other + static_cast<double>(mixed_stats.expert_weight_bytes) / steps;
+  const bench::ParamCounts pc = bench::CountParams(c);
+  const double per_layer_step = static_cast<double>(steps) * static_cast<double>(pc.moe_layers);
+  const double base_routed = static_cast<double>(base_stats.routed_slots) / per_layer_step;
+  const double mixed_routed = static_cast<double>(mixed_stats.routed_slots) / per_layer_step;
+  const double elem = static_cast<double>(kernels::DTypeSize(model->weights().embed.dtype));
+  const double base_step = bench::DecodeParamsRead(c, pc, batch, base_routed) * elem;
+  const double mixed_step = bench::DecodeParamsRead(c, pc, batch, mixed_routed) * elem;
   std::printf("{\"bench\":\"step_bytes\",\"batch\":%zu,\"adapters_mixed\":20,"
               "\"base_routed_experts_per_layer\":%.1f,\"mixed_routed_experts_per_layer\":%.1f,"
               "\"base_bytes_per_step\":%.0f,\"mixed_bytes_per_step\":%.0f,"
               "\"mixed_over_base_bytes\":%.4f}\n",
-              batch,
-              static_cast<double>(base_stats.routed_slots) / steps / c.MoeLayers().size(),
-              static_cast<double>(mixed_stats.routed_slots) / steps / c.MoeLayers().size(),
-              base_step, mixed_step, mixed_step / base_step);
+              batch, base_routed, mixed_routed, base_step, mixed_step, mixed_step / base_step);
   RunWorkload(*model, base, batch, 2, pool);  // warm-up
   std::vector<double> t_base, t_mixed, ratios, identity_ratios;
   for (int r = 0; r < rounds; ++r) {

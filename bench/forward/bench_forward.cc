@@ -17,7 +17,6 @@
 // Usage: expertserve-bench-forward --model DIR [--model DIR ...]
 //          [--batches 1,4,16,64] [--context 128] [--prefill 512]
 //          [--prefill-prompts 1,4] [--quick]
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -26,10 +25,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "bench/common/decode_bytes.h"
 #include "bench/common/roofline.h"
 #include "common/thread_pool.h"
 #include "engine/forward/transformer.h"
-#include "engine/model/weight_manifest.h"
 
 namespace expertserve::bench {
 namespace {
@@ -48,38 +47,6 @@ struct Options {
   std::vector<size_t> prefill_seqs = {1, 4};
   bool quick = false;
 };
-
-struct ParamCounts {
-  double total = 0;
-  double active = 0;          // per token
-  double expert = 0;          // one routed expert
-  double routed_total = 0;    // all routed experts of all layers
-  double embedding = 0;       // vocab * hidden (read one row per token)
-  int64_t moe_layers = 0;
-};
-
-ParamCounts Count(const ModelConfig& c) {
-  ParamCounts p;
-  p.total = static_cast<double>(engine::TotalParameters(c));
-  p.active = static_cast<double>(engine::ActiveParameters(c));
-  p.embedding = static_cast<double>(c.vocab_size * c.hidden_size);
-  if (c.is_moe()) {
-    p.moe_layers = static_cast<int64_t>(c.MoeLayers().size());
-    p.expert = 3.0 * static_cast<double>(c.moe_intermediate_size * c.hidden_size);
-    p.routed_total = p.expert * static_cast<double>(c.num_experts * p.moe_layers);
-  }
-  return p;
-}
-
-// Weight parameters one decode step of B tokens reads when its tokens touch
-// `distinct` routed experts per MoE layer.
-double DecodeParamsRead(const ModelConfig& c, const ParamCounts& p, size_t B,
-                        double distinct) {
-  double read = p.total - p.routed_total - p.embedding + B * c.hidden_size;
-  if (c.tie_word_embeddings) read += p.embedding;  // the lm_head is the embedding
-  if (c.is_moe()) read += distinct * p.expert * static_cast<double>(p.moe_layers);
-  return read;
-}
 
 // Decode inputs must not repeat: a short cycle of tokens routes to the same
 // few experts every step, which then stay in the last-level cache (300 MiB
@@ -111,7 +78,7 @@ int Run(const Options& o) {
     }
     const engine::Transformer& model = **loaded;
     const ModelConfig& c = model.config();
-    const ParamCounts pc = Count(c);
+    const ParamCounts pc = CountParams(c);
     const double wbytes = kernels::DTypeSize(model.weights().embed.dtype);
     const double kv_token_bytes = static_cast<double>(
         engine::KvBytesPerToken(c, kernels::KvDType::kF32));
@@ -171,7 +138,6 @@ int Run(const Options& o) {
       engine::StepBatch step;
       for (size_t s = 0; s < B; ++s) AddSequence(step, 0, s * per_seq_blocks, per_seq_blocks);
       std::vector<TokenId> next(B, 1);
-      size_t pos = o.context;
       engine::ForwardStats stats;
       size_t calls = 0;
       const Timing t = Measure(o.quick ? 0.5 : 2.0, [&](size_t rep) {
@@ -189,7 +155,6 @@ int Run(const Options& o) {
           next[s] = static_cast<TokenId>(Mix(rep * B + s) % c.vocab_size);
         }
       });
-      (void)pos;
       // Routed experts per MoE layer: as counted (a trained router's choices
       // overlap more or less than these generated weights' do).
       const double distinct =

@@ -37,14 +37,14 @@ HWY_EXPORT(TargetNameImpl);
 MatMulPlan PlanMatMul(const MatMulArgs& a, MatMulBackend backend,
                       size_t target_tasks) {
   MatMulPlan p;
+  target_tasks = std::max<size_t>(1, target_tasks);
   if (backend == MatMulBackend::kAmxSplitBf16) {
     if (a.w.dtype == DType::kBF16 && a.K > 0 && a.K % internal::kAmxK == 0 &&
         AmxBf16Available()) {
       p.backend = backend;
       p.m_tile = a.M;
       // Panels of whole 16-row blocks.
-      const size_t per_task = (a.N + std::max<size_t>(1, target_tasks) - 1) /
-                              std::max<size_t>(1, target_tasks);
+      const size_t per_task = (a.N + target_tasks - 1) / target_tasks;
       p.n_tile = std::max(internal::kAmxRows,
                           (per_task + internal::kAmxRows - 1) / internal::kAmxRows *
                               internal::kAmxRows);
@@ -59,7 +59,6 @@ MatMulPlan PlanMatMul(const MatMulArgs& a, MatMulBackend backend,
     backend = MatMulBackend::kOneDnn;
   }
   p.backend = backend;
-  target_tasks = std::max<size_t>(1, target_tasks);
   if (backend == MatMulBackend::kOneDnn ||
       backend == MatMulBackend::kOneDnnSplitBf16) {
     p.m_tile = a.M;
